@@ -1,0 +1,42 @@
+# The README's two commands: `make run` and `make test`. Everything else is a step they take.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+UV_VERSION := 0.13.8
+UV := .uv/bin/uv
+PY := .venv/bin/python
+MANAGE := $(PY) manage.py
+
+.PHONY: run test setup services browser lint chaos bench clean
+
+## Start the portal with its worker and the AWS sandbox at http://127.0.0.1:8000
+run: setup
+	$(MANAGE) migrate --noinput
+	$(MANAGE) run_local
+
+## Set up and run every test against real Redis and PostgreSQL
+test: setup services browser
+	$(PY) -m pytest
+
+setup: .venv/.synced
+
+$(UV):
+	python3 -m venv .uv
+	.uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+## Start Redis and PostgreSQL when they are not running (as on a fresh machine)
+services:
+	@scripts/ensure-services
+
+## Debian's Chromium for the browser tests (Playwright cannot download browsers here)
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: setup
+	.venv/bin/ruff check .
+
+clean:
+	rm -rf .venv .uv var test-artifacts

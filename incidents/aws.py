@@ -1,0 +1,184 @@
+"""The portal's one door to AWS: every boto3 client, call and error translation lives here.
+
+Clients read the standard configuration (AWS_REGION, the credentials chain, AWS_ENDPOINT_URL_SSM_INCIDENTS,
+AWS_ENDPOINT_URL_S3), so the same code talks to real AWS or to the project's sandbox.
+"""
+
+import functools
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+from django.conf import settings
+
+# Errors worth another attempt: AWS asked us to slow down, or failed on its side.
+RETRYABLE_ERROR_CODES = frozenset(
+    {"ThrottlingException", "TooManyRequestsException", "InternalServerException", "ServiceUnavailable"}
+)
+
+
+@dataclass(frozen=True)
+class AwsError(Exception):
+    """A failed AWS call, reduced to what the portal needs to decide and to tell people."""
+
+    code: str
+    message: str
+    retryable: bool
+    status: int | None = None
+    request_id: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@dataclass(frozen=True)
+class StartIncidentResult:
+    incident_record_arn: str
+    request_id: str
+
+
+# --- The service model: the source of truth for limits and patterns ---------------------------------
+
+
+@functools.cache
+def _start_incident_shape():
+    model = botocore.session.get_session().get_service_model("ssm-incidents")
+    return model.operation_model("StartIncident").input_shape
+
+
+@functools.cache
+def start_incident_limits() -> dict[str, Any]:
+    """Limits of StartIncident's input, read from botocore's service model (not copied by hand)."""
+    shape = _start_incident_shape()
+    item = shape.members["relatedItems"].member
+    value = item.members["identifier"].members["value"]
+    trigger = shape.members["triggerDetails"]
+    return {
+        "arn_pattern": shape.members["responsePlanArn"].metadata["pattern"],
+        "arn_max_length": value.members["arn"].metadata["max"],
+        "title_max_length": shape.members["title"].metadata["max"],
+        "impact_min": shape.members["impact"].metadata["min"],
+        "impact_max": shape.members["impact"].metadata["max"],
+        "client_token_max_length": shape.members["clientToken"].metadata["max"],
+        "related_items_max": shape.members["relatedItems"].metadata["max"],
+        "related_item_title_max_length": item.members["title"].metadata["max"],
+        "url_max_length": value.members["url"].metadata["max"],
+        "trigger_source_max_length": trigger.members["source"].metadata["max"],
+        "trigger_raw_data_max_length": trigger.members["rawData"].metadata["max"],
+    }
+
+
+# --- Clients -----------------------------------------------------------------------------------------
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(service: str):
+    # boto3 clients are thread-safe, sessions are not: build each client once per process, under a lock.
+    with _clients_lock:
+        if service not in _clients:
+            config = Config(
+                connect_timeout=settings.AWS_CONNECT_TIMEOUT,
+                read_timeout=settings.AWS_READ_TIMEOUT,
+                retries={"mode": "standard", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
+                s3={"addressing_style": "path"},
+            )
+            _clients[service] = boto3.session.Session().client(service, config=config)
+        return _clients[service]
+
+
+def reset_clients() -> None:
+    """Forget cached clients, so that changed endpoints or credentials take effect (tests, forks)."""
+    with _clients_lock:
+        _clients.clear()
+
+
+def _translate(exc: Exception) -> AwsError:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        metadata = exc.response.get("ResponseMetadata", {})
+        code = error.get("Code", "Unknown")
+        status = metadata.get("HTTPStatusCode")
+        return AwsError(
+            code=code,
+            message=error.get("Message") or code,
+            retryable=code in RETRYABLE_ERROR_CODES or (status is not None and status >= 500),
+            status=status,
+            request_id=metadata.get("RequestId", ""),
+        )
+    if isinstance(exc, ConnectionError | ReadTimeoutError):
+        return AwsError(code="ConnectionError", message=f"Could not reach AWS: {exc}", retryable=True)
+    return AwsError(code=type(exc).__name__, message=str(exc), retryable=False)
+
+
+# --- ssm-incidents -----------------------------------------------------------------------------------
+
+
+def start_incident(request: dict[str, Any]) -> StartIncidentResult:
+    """Call StartIncident with a complete request (its clientToken included) and return the record ARN."""
+    try:
+        response = _client("ssm-incidents").start_incident(**request)
+    except (ClientError, BotoCoreError) as exc:
+        raise _translate(exc) from exc
+    return StartIncidentResult(
+        incident_record_arn=response["incidentRecordArn"],
+        request_id=response.get("ResponseMetadata", {}).get("RequestId", ""),
+    )
+
+
+def list_response_plans() -> Iterator[dict[str, Any]]:
+    """Every response plan the caller can see, over all pages: {arn, name, displayName}."""
+    try:
+        paginator = _client("ssm-incidents").get_paginator("list_response_plans")
+        for page in paginator.paginate():
+            yield from page.get("responsePlanSummaries", [])
+    except (ClientError, BotoCoreError) as exc:
+        raise _translate(exc) from exc
+
+
+def get_response_plan(arn: str) -> dict[str, Any]:
+    try:
+        response = _client("ssm-incidents").get_response_plan(arn=arn)
+    except (ClientError, BotoCoreError) as exc:
+        raise _translate(exc) from exc
+    response.pop("ResponseMetadata", None)
+    return response
+
+
+# --- S3 ----------------------------------------------------------------------------------------------
+
+
+def s3_object_arn(*, bucket: str, key: str) -> str:
+    return f"arn:aws:s3:::{bucket}/{key}"
+
+
+def upload_attachment(*, bucket: str, key: str, body: IO[bytes], content_type: str) -> None:
+    """Store an attachment privately, encrypted at rest."""
+    try:
+        _client("s3").upload_fileobj(
+            body,
+            bucket,
+            key,
+            ExtraArgs={"ContentType": content_type, "ServerSideEncryption": "AES256"},
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise _translate(exc) from exc
+
+
+def presigned_download_url(*, bucket: str, key: str, file_name: str, expires_in: int = 300) -> str:
+    """A short-lived link to one attachment; the bucket itself stays private."""
+    return _client("s3").generate_presigned_url(
+        "get_object",
+        Params={
+            "Bucket": bucket,
+            "Key": key,
+            "ResponseContentDisposition": f'attachment; filename="{file_name}"',
+        },
+        ExpiresIn=expires_in,
+    )

@@ -1,0 +1,211 @@
+import hashlib
+import json
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+
+class Impact(models.IntegerChoices):
+    """StartIncident's impact scale, with the plain-language meanings from the AWS documentation."""
+
+    CRITICAL = 1, "Critical"
+    HIGH = 2, "High"
+    MEDIUM = 3, "Medium"
+    LOW = 4, "Low"
+    NO_IMPACT = 5, "No impact"
+
+    @property
+    def description(self) -> str:
+        return IMPACT_DESCRIPTIONS[self.value]
+
+
+IMPACT_DESCRIPTIONS = {
+    1: "Full application failure that impacts many to all customers.",
+    2: "Partial application failure with impact to many customers.",
+    3: "The application is providing reduced service to customers.",
+    4: "Customers might not be impacted by the problem yet.",
+    5: "Customers aren't currently impacted, but urgent action is needed to avoid impact.",
+}
+
+
+class ResponsePlan(models.Model):
+    """A mirror of an AWS response plan, plus what the portal's admins decide about it."""
+
+    arn = models.CharField(max_length=1000, unique=True)
+    name = models.CharField(max_length=200)
+    aws_display_name = models.CharField(max_length=200, blank=True)
+    template_title = models.CharField(max_length=200)
+    template_impact = models.PositiveSmallIntegerField(choices=Impact.choices)
+    template_summary = models.TextField(blank=True)
+    template_dedupe_string = models.CharField(max_length=1000, blank=True)
+
+    display_name = models.CharField(
+        max_length=200, blank=True, help_text="Shown to people instead of the AWS name when set."
+    )
+    when_to_use = models.TextField(blank=True, help_text="A plain-language note on when to declare with this plan.")
+    is_visible = models.BooleanField(default=False, help_text="Hidden plans cannot be chosen.")
+    order = models.IntegerField(default=0)
+    allowed_groups = models.ManyToManyField(
+        Group, blank=True, related_name="+", help_text="Who may declare with it; empty means everyone."
+    )
+    deleted_in_aws = models.BooleanField(default=False)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["order", "name"]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.aws_display_name or self.name
+
+    @property
+    def template_impact_label(self) -> str:
+        return f"{self.template_impact} – {Impact(self.template_impact).label}"
+
+
+class Declaration(models.Model):
+    """One person's (or script's) request to start an incident, and what became of it."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        STARTING = "starting", "Starting"
+        STARTED = "started", "Started"
+        FAILED = "failed", "Failed"
+
+    class Source(models.TextChoices):
+        WEB = "web", "Web form"
+        API = "api", "API"
+
+    FINAL_STATES = (State.STARTED, State.FAILED)
+
+    declared_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    response_plan = models.ForeignKey(ResponsePlan, on_delete=models.PROTECT, related_name="declarations")
+    # Empty title / null impact: the person left them to the response plan.
+    title = models.CharField(max_length=200, blank=True)
+    impact = models.PositiveSmallIntegerField(choices=Impact.choices, null=True, blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.WEB)
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    # Sent as StartIncident's clientToken on every attempt, so that AWS starts one incident at most.
+    client_token = models.CharField(max_length=128, unique=True)
+    # The submitting form's (or API caller's) key: a repeated POST finds the declaration it already made.
+    idempotency_key = models.CharField(max_length=128, unique=True, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+
+    incident_record_arn = models.CharField(max_length=1000, blank=True)
+    failure_code = models.CharField(max_length=100, blank=True)
+    failure_reason = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    aws_request = models.JSONField(null=True, blank=True)
+    aws_response = models.JSONField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["state", "updated_at"], name="declaration_state_updated"),
+            models.Index(fields=["-created_at", "-id"], name="declaration_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Declaration {self.pk} ({self.state})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("incidents:declaration-detail", kwargs={"declaration_id": self.pk})
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in self.FINAL_STATES
+
+    @property
+    def effective_title(self) -> str:
+        return self.title or self.response_plan.template_title
+
+    @property
+    def effective_impact(self) -> int:
+        return self.impact or self.response_plan.template_impact
+
+
+class RelatedItem(models.Model):
+    class Kind(models.TextChoices):
+        LINK = "link", "Link"
+        RESOURCE = "resource", "AWS resource"
+        FILE = "file", "File"
+
+    declaration = models.ForeignKey(Declaration, on_delete=models.CASCADE, related_name="related_items")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    title = models.CharField(max_length=200, blank=True)
+    # A link's URL, a resource's ARN, or a file's S3 object ARN (arn:aws:s3:::bucket/key).
+    value = models.CharField(max_length=1000)
+    position = models.PositiveSmallIntegerField(default=0)
+    file_name = models.CharField(max_length=255, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    s3_bucket = models.CharField(max_length=63, blank=True)
+    s3_key = models.CharField(max_length=1024, blank=True)
+
+    class Meta:
+        ordering = ["declaration", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.title or self.value}"
+
+
+class AuditEvent(models.Model):
+    """An append-only record of one step: who did what, when, from where.
+
+    Each event's hash covers its content and the previous event's hash, so tampering breaks the chain.
+    """
+
+    declaration = models.ForeignKey(
+        Declaration, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_events"
+    )
+    response_plan = models.ForeignKey(
+        ResponsePlan, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Kept as text too, so that the trail reads the same if the user is renamed; "system" for the worker.
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    details = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+    def content_hash(self) -> str:
+        """SHA-256 over this event's content and the previous event's hash."""
+        content = {
+            "previous_hash": self.previous_hash,
+            "declaration": self.declaration_id,
+            "response_plan": self.response_plan_id,
+            "actor": self.actor_id,
+            "actor_label": self.actor_label,
+            "action": self.action,
+            "details": self.details,
+            "ip_address": self.ip_address,
+            "created_at": self.created_at.isoformat(),
+        }
+        encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+        return hashlib.sha256(encoded.encode()).hexdigest()

@@ -1,0 +1,24 @@
+"""Celery tasks: thin interfaces that load by primary key and call one service."""
+
+import random
+
+from celery import shared_task
+from django.conf import settings
+
+from . import services
+
+
+def retry_countdown(retries: int) -> float:
+    """Exponential backoff with full jitter, capped well below the broker's visibility timeout."""
+    cap = min(settings.PORTAL_START_RETRY_BACKOFF_MAX, settings.PORTAL_VISIBILITY_TIMEOUT / 10)
+    return random.uniform(0, min(cap, 2**retries))
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True)
+def start_declaration(self, declaration_id: int) -> None:
+    """Call StartIncident for one declaration; a second delivery of the same message does nothing."""
+    max_retries = settings.PORTAL_START_MAX_RETRIES
+    try:
+        services.declaration_start(declaration_id=declaration_id, final_attempt=self.request.retries >= max_retries)
+    except services.StartRetryable as exc:
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc

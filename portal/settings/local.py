@@ -1,0 +1,26 @@
+"""`make run`: one machine, SQLite by default, the sandbox standing in for AWS."""
+
+from .base import *  # noqa: F403
+from .base import BASE_DIR, env, env_bool
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = env("SECRET_KEY", "local-only-not-secret-" + str(BASE_DIR))
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+PORTAL_LOCAL_MODE = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    # Writers take the lock when the transaction begins, so audit events chain one after another.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(  # noqa: F405
+        {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+
+if env_bool("PORTAL_EMBEDDED_BROKER", False):
+    # No Redis answered: queue through files on disk so that one machine still works end to end.
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BASE_DIR / "var" / "broker"),
+        "data_folder_out": str(BASE_DIR / "var" / "broker"),
+        "store_processed": False,
+    }
+    (BASE_DIR / "var" / "broker").mkdir(parents=True, exist_ok=True)

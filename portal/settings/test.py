@@ -1,0 +1,18 @@
+"""pytest: PostgreSQL and Redis are real; AWS is the sandbox started by the test fixtures."""
+
+import dj_database_url
+
+from .base import *  # noqa: F403
+from .base import env
+
+SECRET_KEY = "test-only-not-secret"  # noqa: S105
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"))}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+PORTAL_LOCAL_MODE = False
+PORTAL_START_RETRY_BACKOFF_MAX = 1
+PORTAL_START_MAX_RETRIES = 2
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

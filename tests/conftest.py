@@ -1,0 +1,195 @@
+"""Shared fixtures: the real parts (sandbox over HTTP, Redis, a Celery worker process, PostgreSQL)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth.models import Group
+
+from incidents import aws, roles, services
+from incidents.models import Declaration, ResponsePlan
+from sandbox import demo
+from sandbox.server import Sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",  # the sandbox accepts any credentials
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+class SandboxControl:
+    """The sandbox's test-only control API, spoken over HTTP like any client would."""
+
+    def __init__(self, server: Sandbox):
+        self.server = server
+        self.url = server.url
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - local sandbox
+            raw = response.read()
+        return json.loads(raw) if raw else {}
+
+    def inject(self, **faults) -> None:
+        self._call("POST", "/_sandbox/faults", faults)
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/_sandbox/faults")
+
+    def calls(self, operation: str = "StartIncident") -> list[dict]:
+        return self._call("GET", f"/_sandbox/calls?operation={operation}")["calls"]
+
+    def clear_calls(self) -> None:
+        self._call("DELETE", "/_sandbox/calls")
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    os.environ.update(AWS_TEST_ENV)
+    server = Sandbox(host="127.0.0.1", port=0)
+    server.start()
+    os.environ["AWS_ENDPOINT_URL_SSM_INCIDENTS"] = server.url
+    os.environ["AWS_ENDPOINT_URL_S3"] = server.url
+    aws.reset_clients()
+    demo.seed(server.url, bucket=settings.PORTAL_S3_BUCKET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def sandbox(sandbox_server):
+    """Every test talks to the sandbox, never to real AWS, and starts with no faults injected."""
+    control = SandboxControl(sandbox_server)
+    control.clear_faults()
+    control.clear_calls()
+    yield control
+    control.clear_faults()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, sandbox_server):
+    """A real Celery worker process consuming from real Redis and writing to the test database."""
+    broker = settings.CELERY_BROKER_URL
+    redis.Redis.from_url(broker).flushdb()
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_BROKER_URL": broker,
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_path = ROOT / "test-artifacts" / "celery-worker.log"
+    log_path.parent.mkdir(exist_ok=True)
+    log = log_path.open("w")
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "-Q",
+            "declarations,default",
+            "--concurrency",
+            "2",
+            "--pool",
+            "threads",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while "ready." not in log_path.read_text():
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"The Celery worker did not start:\n{log_path.read_text()}")
+        time.sleep(0.1)
+    yield worker
+    worker.terminate()
+    worker.wait(timeout=20)
+    log.close()
+
+
+def wait_for_state(declaration: Declaration, *states: str, timeout: float = 20) -> Declaration:
+    """Poll the database until the worker has moved the declaration into one of `states`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        declaration.refresh_from_db()
+        if declaration.state in states:
+            return declaration
+        time.sleep(0.05)
+    raise AssertionError(f"declaration {declaration.pk} stayed {declaration.state!r}, expected {states}")
+
+
+def make_user(django_user_model, username: str, role: str | None = roles.SUPPORT):
+    user = django_user_model.objects.create_user(username=username, password="a-long-test-password")
+    if role:
+        # Transactional tests truncate the groups the migration made: make sure the role exists.
+        group, _ = Group.objects.get_or_create(name=role)
+        user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def support_user(django_user_model):
+    return make_user(django_user_model, "sam.support")
+
+
+@pytest.fixture
+def other_support_user(django_user_model):
+    return make_user(django_user_model, "olga.support")
+
+
+@pytest.fixture
+def manager_user(django_user_model):
+    return make_user(django_user_model, "maya.manager", roles.MANAGER)
+
+
+@pytest.fixture
+def support_client(client, support_user):
+    client.force_login(support_user)
+    return client
+
+
+@pytest.fixture
+def plans(db) -> dict[str, ResponsePlan]:
+    """The sandbox's demo plans, synced the real way and shown to everyone."""
+    services.response_plans_sync()
+    for plan in ResponsePlan.objects.all():
+        services.response_plan_update(plan=plan, actor=None, is_visible=True)
+    return {plan.name: plan for plan in ResponsePlan.objects.all()}
+
+
+@pytest.fixture
+def ssm_incidents(sandbox_server):
+    """A plain boto3 client, as an operator's script or the AWS CLI would use, to check what AWS holds."""
+    import boto3
+
+    return boto3.client("ssm-incidents", endpoint_url=sandbox_server.url, region_name="us-east-1")
+
+
+@pytest.fixture
+def s3(sandbox_server):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=sandbox_server.url, region_name="us-east-1")
