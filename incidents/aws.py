@@ -89,7 +89,9 @@ def _client(service: str):
                 retries={"mode": "standard", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
                 s3={"addressing_style": "path"},
             )
-            _clients[service] = boto3.session.Session().client(service, config=config)
+            _clients[service] = boto3.session.Session().client(
+                service, config=config, region_name=settings.AWS_REGION or None
+            )
         return _clients[service]
 
 

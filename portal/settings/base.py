@@ -185,7 +185,9 @@ CELERY_TASK_ROUTES = {
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- AWS --------------------------------------------------------------------------------------------
-# boto3 reads AWS_REGION / credentials / AWS_ENDPOINT_URL_SSM_INCIDENTS / AWS_ENDPOINT_URL_S3 itself.
+# boto3 reads credentials and AWS_ENDPOINT_URL_SSM_INCIDENTS / AWS_ENDPOINT_URL_S3 itself; the region is
+# AWS_REGION (or botocore's own AWS_DEFAULT_REGION / profile when unset).
+AWS_REGION = env("AWS_REGION")
 PORTAL_S3_BUCKET = env("PORTAL_S3_BUCKET", "incident-portal-attachments")
 PORTAL_TRIGGER_SOURCE = env("PORTAL_TRIGGER_SOURCE", "com.example.incident-portal")
 # Absolute base of links written into AWS (the declaration's URL in triggerDetails.rawData).

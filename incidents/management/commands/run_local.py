@@ -33,6 +33,7 @@ class Command(BaseCommand):
             AWS_ACCESS_KEY_ID=env.get("AWS_ACCESS_KEY_ID", "sandbox"),
             AWS_SECRET_ACCESS_KEY=env.get("AWS_SECRET_ACCESS_KEY", "sandbox"),
             AWS_REGION=env.get("AWS_REGION", "us-east-1"),
+            AWS_DEFAULT_REGION=env.get("AWS_REGION", "us-east-1"),
             PYTHONUNBUFFERED="1",
         )
         if not self._redis_answers():
@@ -44,8 +45,11 @@ class Command(BaseCommand):
                 )
             )
         os.environ.update(env)
+        settings.AWS_REGION = env["AWS_REGION"]
         aws.reset_clients()
 
+        # Stop the children on SIGTERM too, as on Ctrl-C.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         processes: list[subprocess.Popen] = []
         try:
