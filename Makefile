@@ -40,3 +40,8 @@ lint: setup
 
 clean:
 	rm -rf .venv .uv var test-artifacts
+
+## Measure speed and memory as production would run (gunicorn, PostgreSQL, Redis, worker, sandbox)
+bench: setup services
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(PY) -m bench.run $(BENCH_ARGS)

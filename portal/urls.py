@@ -1,4 +1,7 @@
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpResponse
 from django.urls import include, path
 
 urlpatterns = [
@@ -6,3 +9,12 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("incidents.urls")),
 ]
+
+if settings.PORTAL_BENCH_VIEWS:
+
+    @login_not_required
+    def bare(request):
+        """The benchmark's yardstick: the same server and middleware, no work."""
+        return HttpResponse("ok", content_type="text/plain")
+
+    urlpatterns.append(path("bench/bare/", bare))

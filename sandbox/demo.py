@@ -133,3 +133,27 @@ def seed(url_or_client: Any, bucket: str = DEFAULT_BUCKET) -> list[str]:
         arns.append(arn)
     create_bucket(url_or_client, bucket)
     return arns
+
+
+def seed_bulk_plans(url_or_client: Any, count: int, prefix: str = "bulk-plan") -> list[str]:
+    """Create `count` plain response plans (for load tests of long plan lists); safe to call twice."""
+    incidents = _client(url_or_client, "ssm-incidents")
+    arns = []
+    for number in range(count):
+        name = f"{prefix}-{number:04d}"
+        try:
+            arn = incidents.create_response_plan(
+                name=name,
+                displayName=f"Service {number:04d} degraded",
+                incidentTemplate={
+                    "title": f"Service {number:04d} is degraded",
+                    "impact": 1 + number % 5,
+                    "summary": f"Errors or latency above the SLO for service {number:04d}.",
+                },
+            )["arn"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConflictException":
+                raise
+            arn = f"arn:aws:ssm-incidents::{ACCOUNT_ID}:response-plan/{name}"
+        arns.append(arn)
+    return arns

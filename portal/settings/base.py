@@ -199,6 +199,9 @@ AWS_MAX_ATTEMPTS = env_int("AWS_MAX_ATTEMPTS", 3)
 PORTAL_START_MAX_RETRIES = env_int("PORTAL_START_MAX_RETRIES", 5)
 PORTAL_START_RETRY_BACKOFF_MAX = env_int("PORTAL_START_RETRY_BACKOFF_MAX", 60)
 
+# `make bench` only: serve a bare view to measure every figure against.
+PORTAL_BENCH_VIEWS = env_bool("PORTAL_BENCH_VIEWS", False)
+
 # --- Uploads ----------------------------------------------------------------------------------------
 PORTAL_MAX_FILE_BYTES = env_int("PORTAL_MAX_FILE_BYTES", 10 * 1024 * 1024)
 PORTAL_MAX_FILES = env_int("PORTAL_MAX_FILES", 10)

@@ -1,0 +1,454 @@
+"""`make bench`: seed data, run the portal as production would, measure, print a table.
+
+Everything runs on this machine: PostgreSQL (a throw-away database), Redis (its own database number), the AWS
+sandbox, gunicorn with production settings and a Celery worker. Load comes from wrk (C, so the load generator takes
+little CPU from the server). Each latency and throughput figure is measured in the same run as a bare Django view
+served by the same server, so the ratios hold on a noisy machine.
+"""
+
+import argparse
+import concurrent.futures
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+VAR = ROOT / "var" / "bench"
+PYTHON = sys.executable
+DB_NAME = os.environ.get("BENCH_DB", "portal_bench")
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+USERNAME, PASSWORD = "bench.support", secrets.token_urlsafe(16)
+LINK = "https://status.example.com/incidents/bench"
+RESOURCE_ARN = "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+@dataclass
+class Row:
+    measure: str
+    figures: str
+    target: str = ""
+    verdict: str = ""
+
+
+@dataclass
+class Bench:
+    quick: bool
+    scales: list[int]
+    rows: list[Row] = field(default_factory=list)
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    # --- set-up -----------------------------------------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "portal.settings.production",
+            "SECRET_KEY": "bench-" + secrets.token_urlsafe(40),
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SECURE_SSL_REDIRECT": "0",
+            "SECURE_HSTS_SECONDS": "0",
+            "DATABASE_URL": f"{PG}/{DB_NAME}",
+            "REDIS_URL": REDIS_URL,
+            "CELERY_BROKER_URL": REDIS_URL,
+            "AWS_ENDPOINT_URL_SSM_INCIDENTS": self.sandbox_url,
+            "AWS_ENDPOINT_URL_S3": self.sandbox_url,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PORTAL_BENCH_VIEWS": "1",
+            "PORTAL_BASE_URL": self.origin,
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def start(self) -> None:
+        VAR.mkdir(parents=True, exist_ok=True)
+        self.sandbox_url = f"http://127.0.0.1:{free_port()}"
+        self.base_url = f"http://127.0.0.1:{free_port()}"
+        self.origin = self.base_url.replace("http://", "https://")
+        os.environ.update(self.env())
+        self.step("database")
+        subprocess.run(["psql", PG + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True)
+        subprocess.run(["psql", PG + "/postgres", "-qc", f"CREATE DATABASE {DB_NAME}"], check=True)
+        subprocess.run(["redis-cli", "-u", REDIS_URL, "flushdb"], check=True, capture_output=True)
+        self.manage("migrate", "--noinput", "-v0")
+        self.manage("collectstatic", "--noinput", "-v0")
+
+        self.step("sandbox with 200 response plans")
+        port = self.sandbox_url.rsplit(":", 1)[1]
+        self.spawn("sandbox", [PYTHON, "-m", "sandbox", "--port", port, "--seed-demo"])
+        self.wait_for(self.sandbox_url + "/_sandbox/health")
+        import django
+
+        django.setup()
+        from sandbox import demo
+
+        demo.seed_bulk_plans(self.sandbox_url, 195)
+        self.manage("shell", "-c", SETUP_PORTAL.format(username=USERNAME, password=PASSWORD))
+
+        self.step("gunicorn and a Celery worker")
+        bind = self.base_url.removeprefix("http://")
+        self.spawn(
+            "gunicorn",
+            [
+                PYTHON,
+                "-m",
+                "gunicorn",
+                "portal.wsgi",
+                "--bind",
+                bind,
+                "--workers",
+                "4",
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--backlog",
+                "2048",
+                "--access-logfile",
+                "/dev/null",
+            ],
+        )
+        self.spawn(
+            "worker",
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "-Q",
+                "declarations,default",
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        )
+        self.wait_for(self.base_url + "/bench/bare/")
+        self.login()
+
+    def step(self, what: str) -> None:
+        print(f"[bench {datetime.now(UTC):%H:%M:%S}] {what}", flush=True)
+
+    def manage(self, *args: str) -> None:
+        subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
+
+    def spawn(self, name: str, command: list[str]) -> None:
+        log = (VAR / f"{name}.log").open("w")
+        self.processes.append(subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+
+    def wait_for(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own local servers
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{url} did not answer within {timeout} s; see {VAR}/*.log")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def request(self, method: str, path: str, body: str | None = None, cookies: dict | None = None):
+        """One request as it arrives from the TLS-terminating proxy production runs behind."""
+        connection = http.client.HTTPConnection(self.base_url.removeprefix("http://"), timeout=30)
+        headers = {"X-Forwarded-Proto": "https", "Origin": self.origin, "Referer": self.origin + path}
+        if cookies:
+            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        content = response.read().decode()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, value = header.split(";", 1)[0].split("=", 1)
+            if cookies is not None:
+                cookies[name] = value
+        return response.status, content
+
+    def login(self) -> None:
+        """A real login through the login form; keeps the session and CSRF cookies for the load."""
+        cookies: dict[str, str] = {}
+        _, page = self.request("GET", "/accounts/login/", cookies=cookies)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        data = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": USERNAME, "password": PASSWORD})
+        status, _ = self.request("POST", "/accounts/login/", body=data, cookies=cookies)
+        if status != 302 or "sessionid" not in cookies:
+            raise RuntimeError(f"Could not log in as the bench user (HTTP {status}).")
+        self.cookies = cookies
+        self.cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+        _, page = self.request("GET", "/declare/", cookies=cookies)
+        self.csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        self.plan_ids = re.findall(r'name="response_plan" value="(\d+)"', page)
+        if len(self.plan_ids) < 200:
+            raise RuntimeError(f"Expected 200 plans on the form, found {len(self.plan_ids)}.")
+
+    # --- load ---------------------------------------------------------------------------------------------
+
+    def wrk(self, script: str, *, connections: int, seconds: int, env: dict[str, str], path: str = "/") -> dict:
+        result = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(connections),
+                "-d",
+                f"{seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(BENCH_DIR / script),
+                self.base_url + path,
+            ],
+            env={**os.environ, "BENCH_DIR": str(BENCH_DIR), **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        line = next(line for line in result.stdout.splitlines() if line.startswith("BENCH_JSON "))
+        figures = json.loads(line.removeprefix("BENCH_JSON "))
+        figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
+        return figures
+
+    def declare_body(self, key: str = "{KEY}", plan: str | None = None) -> str:
+        return urllib.parse.urlencode(
+            {
+                "csrfmiddlewaretoken": self.csrf,
+                "idempotency_key": key,
+                "response_plan": plan or self.plan_ids[0],
+                "title": "Checkout returns 500 for some customers",
+                "impact": "2",
+                "items-TOTAL_FORMS": "3",
+                "items-INITIAL_FORMS": "0",
+                "items-0-kind": "link",
+                "items-0-value": LINK,
+                "items-0-title": "Status page",
+                "items-1-kind": "resource",
+                "items-1-value": RESOURCE_ARN,
+                "items-1-title": "Web server",
+                "items-2-kind": "link",
+                "items-2-value": "",
+            },
+            safe="{}",
+        )
+
+    def post_declaration(self) -> None:
+        body = self.declare_body(secrets.token_hex(16), secrets.choice(self.plan_ids))
+        status, _ = self.request("POST", "/declare/", body=body, cookies=dict(self.cookies))
+        if status != 302:
+            raise RuntimeError(f"declare POST answered {status}")
+
+    # --- measures ---------------------------------------------------------------------------------------
+
+    def measure_declare(self) -> None:
+        seconds = 5 if self.quick else 15
+        self.step("bare view vs declare POST, 32 clients")
+        bare = self.wrk("get.lua", connections=32, seconds=seconds, env={"BENCH_PATHS": "/bench/bare/"})
+        declare = self.wrk(
+            "declare.lua",
+            connections=32,
+            seconds=seconds,
+            path="/declare/",
+            env={
+                "BENCH_BODY": self.declare_body(),
+                "BENCH_COOKIE": self.cookie,
+                "BENCH_NONCE": secrets.token_hex(4),
+                "BENCH_ORIGIN": self.origin,
+            },
+        )
+        ratio = declare["rps"] / bare["rps"]
+        self.rows.append(
+            Row(
+                "Bare Django view, 32 clients",
+                f"{bare['rps']:.0f} req/s, p50 {bare['p50_us'] / 1000:.1f} ms, p99 {bare['p99_us'] / 1000:.1f} ms",
+            )
+        )
+        ok = declare["p99_us"] <= 60_000 and ratio >= 0.06 and declare["non_2xx_3xx"] == 0
+        self.rows.append(
+            Row(
+                "Declare POST (link + ARN), 32 clients",
+                f"{declare['rps']:.0f} req/s ({ratio:.1%} of bare), p50 {declare['p50_us'] / 1000:.1f} ms, "
+                f"p99 {declare['p99_us'] / 1000:.1f} ms, {declare['non_2xx_3xx']} errors",
+                "p99 ≤ 60 ms, ≥ 6 % of bare",
+                "met" if ok else "MISSED",
+            )
+        )
+        self.wait_until_drained()
+
+    def wait_until_drained(self, timeout: float = 300) -> None:
+        from incidents.models import Declaration
+
+        deadline = time.monotonic() + timeout
+        while Declaration.objects.exclude(state__in=Declaration.FINAL_STATES).exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("Declarations were still not started after the load ended.")
+            time.sleep(0.5)
+
+    def sandbox_calls(self) -> list[dict]:
+        with urllib.request.urlopen(self.sandbox_url + "/_sandbox/calls?operation=StartIncident") as response:  # noqa: S310
+            return json.loads(response.read())["calls"]
+
+    def clear_sandbox_calls(self) -> None:
+        request = urllib.request.Request(self.sandbox_url + "/_sandbox/calls", method="DELETE")
+        urllib.request.urlopen(request).close()  # noqa: S310
+
+    def click_to_call(self, posted_since: datetime) -> list[float]:
+        """Milliseconds from the declaration being stored to the sandbox receiving its StartIncident."""
+        from incidents.models import Declaration
+
+        self.wait_until_drained()
+        created = dict(
+            Declaration.objects.filter(created_at__gte=posted_since).values_list("client_token", "created_at")
+        )
+        first_call: dict[str, float] = {}
+        for call in self.sandbox_calls():
+            token = call["params"].get("clientToken")
+            if token in created and token not in first_call:
+                first_call[token] = call["received_at"]
+        return [(first_call[token] - created[token].timestamp()) * 1000 for token in first_call]
+
+    def measure_click_to_call(self) -> None:
+        self.step("click-to-call at idle and during a burst of 500")
+        samples = 30 if self.quick else 100
+        self.clear_sandbox_calls()
+        since = datetime.now(UTC)
+        for _ in range(samples):
+            self.post_declaration()
+            time.sleep(0.1)  # idle: each declaration alone in the system
+        idle = self.click_to_call(since)
+        ok = percentile(idle, 50) <= 15 and percentile(idle, 99) <= 50
+        self.rows.append(
+            Row(
+                f"Click-to-call at idle ({len(idle)} declarations)",
+                f"p50 {percentile(idle, 50):.1f} ms, p99 {percentile(idle, 99):.1f} ms",
+                "p50 ≤ 15 ms, p99 ≤ 50 ms",
+                "met" if ok else "MISSED",
+            )
+        )
+
+        self.clear_sandbox_calls()
+        since = datetime.now(UTC)
+        burst = 150 if self.quick else 500
+
+        def post_many(count: int) -> None:
+            for _ in range(count):
+                self.post_declaration()
+
+        with concurrent.futures.ThreadPoolExecutor(32) as pool:
+            list(pool.map(post_many, [burst // 32 + (1 if i < burst % 32 else 0) for i in range(32)]))
+        during = self.click_to_call(since)
+        self.rows.append(
+            Row(
+                f"Click-to-call during a burst of {burst}",
+                f"p50 {percentile(during, 50):.0f} ms, p99 {percentile(during, 99):.0f} ms ({len(during)} calls)",
+            )
+        )
+
+    def measure_form_page(self) -> None:
+        self.step("GET /declare/ with 200 response plans")
+        form = self.wrk(
+            "get.lua",
+            connections=8,
+            seconds=5 if self.quick else 10,
+            env={"BENCH_PATHS": "/declare/", "BENCH_COOKIE": self.cookie},
+        )
+        bare = self.wrk("get.lua", connections=8, seconds=5 if self.quick else 10, env={"BENCH_PATHS": "/bench/bare/"})
+        self.rows.append(
+            Row(
+                "Form page GET /declare/, 200 plans, 8 clients",
+                f"p50 {form['p50_us'] / 1000:.1f} ms, p99 {form['p99_us'] / 1000:.1f} ms "
+                f"({form['rps'] / bare['rps']:.0%} of bare's throughput)",
+            )
+        )
+
+    # --- report -----------------------------------------------------------------------------------------
+
+    def report(self) -> str:
+        lines = [
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores"
+            f"{' (quick run)' if self.quick else ''}.",
+            "",
+            "| measure | figures | target | verdict |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {row.measure} | {row.figures} | {row.target} | {row.verdict} |" for row in self.rows]
+        return "\n".join(lines)
+
+
+SETUP_PORTAL = """
+from django.contrib.auth.models import Group, User
+from incidents import services, roles
+from incidents.models import ResponsePlan
+services.response_plans_sync()
+ResponsePlan.objects.update(is_visible=True)
+user = User.objects.create_user(username={username!r}, password={password!r})
+user.groups.add(Group.objects.get(name=roles.SUPPORT))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs and smaller scales, for a smoke test")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed (Debian package wrk); `make bench` installs it.")
+    bench = Bench(quick=args.quick, scales=[10_000] if args.quick else [10_000, 100_000, 1_000_000])
+    try:
+        bench.start()
+        bench.measure_declare()
+        bench.measure_click_to_call()
+        bench.measure_form_page()
+    finally:
+        bench.stop()
+    table = bench.report()
+    print("\n" + table)
+    (VAR / "results.md").write_text(table + "\n")
+    print(f"\nWritten to {VAR / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()
