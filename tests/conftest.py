@@ -166,6 +166,24 @@ def manager_user(django_user_model):
 
 
 @pytest.fixture
+def portal_admin_user(django_user_model):
+    """An admin by role only (not a superuser, unlike pytest-django's admin_user), so role checks are exercised."""
+    return make_user(django_user_model, "ada.admin", roles.ADMIN)
+
+
+@pytest.fixture
+def manager_client(client, manager_user):
+    client.force_login(manager_user)
+    return client
+
+
+@pytest.fixture
+def portal_admin_client(client, portal_admin_user):
+    client.force_login(portal_admin_user)
+    return client
+
+
+@pytest.fixture
 def support_client(client, support_user):
     client.force_login(support_user)
     return client
