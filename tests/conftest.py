@@ -172,13 +172,20 @@ def portal_admin_user(django_user_model):
 
 
 @pytest.fixture
-def manager_client(client, manager_user):
+def manager_client(manager_user):
+    # Its own client (not pytest-django's shared `client`), so that one test can act as several people.
+    from django.test import Client
+
+    client = Client()
     client.force_login(manager_user)
     return client
 
 
 @pytest.fixture
-def portal_admin_client(client, portal_admin_user):
+def portal_admin_client(portal_admin_user):
+    from django.test import Client
+
+    client = Client()
     client.force_login(portal_admin_user)
     return client
 
