@@ -91,8 +91,8 @@ def bars_per_plan(rows: list[tuple[str, dict[int, int], int]], *, width: int = 7
     left, right, top = 210, width - 50, 6
     height = top + max(len(rows), 1) * row_height + 6
     chart = Chart(width=width, height=height, plot_left=left, plot_right=right, plot_top=top, plot_bottom=height - 6)
-    top_value = nice_ceiling(max((total for _, _, total in rows), default=0))
-    scale = (right - left) / top_value
+    # No axis here (each bar is labelled with its total), so the longest bar may fill the width.
+    scale = (right - left) / max((total for _, _, total in rows), default=1)
     for index, (label, impacts, total) in enumerate(rows):
         y = top + index * row_height
         x = left

@@ -6,6 +6,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from . import roles, selectors, validators
 from .models import IMPACT_DESCRIPTIONS, Declaration, Impact, RelatedItem, ResponsePlan
@@ -171,7 +172,13 @@ class HistoryFilterForm(forms.Form):
         choices=[("", "Any impact"), *((str(value), f"{value} – {label}") for value, label in Impact.choices)],
         help_text="The impact AWS was asked for: the declarer's, or the plan's when they left it empty.",
     )
-    declared_by = forms.CharField(required=False, max_length=150, label="Declared by (username)", strip=True)
+    declared_by = forms.CharField(
+        required=False,
+        max_length=150,
+        label="Declared by",
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "username", "autocomplete": "off"}),
+    )
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
     sort = forms.ChoiceField(required=False, choices=SORT_CHOICES)
@@ -214,8 +221,8 @@ class SummaryRangeForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        start, end = cleaned.get("date_from"), cleaned.get("date_to")
-        if start and end:
+        start, end = cleaned.get("date_from"), cleaned.get("date_to") or timezone.localdate()
+        if start:
             if start > end:
                 self.add_error("date_to", "The end date is before the start date.")
             elif (end - start).days >= self.MAX_DAYS:

@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timesince, timezone
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import aws, charts, roles, selectors, services, validators
@@ -261,12 +261,13 @@ def declaration_export(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 @manager_required
 def declaration_summary(request: HttpRequest) -> HttpResponse:
-    form = SummaryRangeForm(request.GET)
     today = timezone.localdate()
     start, end = today - timedelta(days=29), today
+    # The default period (the last 30 days) is shown in the form too, so that it can be adjusted.
+    form = SummaryRangeForm(request.GET or None, initial={"date_from": start, "date_to": end})
     if form.is_valid():
         end = form.cleaned_data.get("date_to") or end
-        start = form.cleaned_data.get("date_from") or min(start, end - timedelta(days=29))
+        start = form.cleaned_data.get("date_from") or end - timedelta(days=29)
     summary = selectors.declarations_summary(user=request.user, start=start, end=end)
     return render(
         request,
@@ -300,9 +301,17 @@ def response_plan_list(request: HttpRequest) -> HttpResponse:
         "incidents/plan_list.html",
         {
             "plans": selectors.response_plans_for_curation(),
-            "sync_every": timesince.timeuntil(timezone.now() + timedelta(seconds=settings.PORTAL_PLAN_SYNC_INTERVAL)),
+            "sync_every": _duration(settings.PORTAL_PLAN_SYNC_INTERVAL),
         },
     )
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
 
 
 @require_POST

@@ -47,8 +47,8 @@ def test_detail_shows_the_request_and_response_the_arn_console_link_and_the_audi
     assert "203.0.113.9" in html
     assert "sam.support" in html
     # Every stored field a reader needs.
-    for label in ("Handed to workers", "Started", "Attempts", "Client token", "Idempotency key", "Last changed"):
-        assert f"<dt>{label}</dt>" in html or label == "Idempotency key"
+    for label in ("State", "Handed to workers", "Started", "Attempts", "Client token", "Last changed"):
+        assert f"<dt>{label}</dt>" in html
 
 
 @pytest.mark.django_db

@@ -51,3 +51,17 @@ def test_summary_refuses_a_reversed_period_at_the_field(manager_client):
 
 def test_axis_tops_are_round_numbers():
     assert [charts.nice_ceiling(n) for n in (0, 1, 3, 7, 12, 48, 230)] == [1, 1, 5, 10, 20, 50, 500]
+
+
+@pytest.mark.django_db
+def test_summary_refuses_more_than_two_years(manager_client):
+    response = manager_client.get("/declarations/summary/", {"date_from": "2001-01-01"})
+    assert "Choose at most two years at a time." in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_summary_shows_its_default_period_in_the_form(manager_client):
+    html = manager_client.get("/declarations/summary/").content.decode()
+    today = timezone.localdate()
+    assert f'value="{today:%Y-%m-%d}"' in html
+    assert f'value="{today - timedelta(days=29):%Y-%m-%d}"' in html
