@@ -1,6 +1,8 @@
 """Reads: every query the interfaces need, in one place."""
 
+import functools
 import json
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -188,10 +190,11 @@ def _order_by(key) -> list[str]:
 
 def _after(key, values: list) -> Q:
     """Rows strictly after `values` in the order `key`: (a > x) or (a = x and b > y) or …"""
-    condition = Q(pk__in=[])
+    branches = []
     for index, (name, desc) in enumerate(key):
         equal = {prior: values[position] for position, (prior, _) in enumerate(key[:index])}
-        condition |= Q(**equal, **{f"{name}__{'lt' if desc else 'gt'}": values[index]})
+        branches.append(Q(**equal, **{f"{name}__{'lt' if desc else 'gt'}": values[index]}))
+    condition = functools.reduce(operator.or_, branches)
     # The same bound on the leading column alone lets the planner start the index scan at the cursor.
     first, first_desc = key[0]
     return Q(**{f"{first}__{'lte' if first_desc else 'gte'}": values[0]}) & condition
