@@ -3,8 +3,10 @@ import json
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models.functions import Upper
 from django.urls import reverse
 from django.utils import timezone
 
@@ -92,6 +94,10 @@ class Declaration(models.Model):
     # Empty title / null impact: the person left them to the response plan.
     title = models.CharField(max_length=200, blank=True)
     impact = models.PositiveSmallIntegerField(choices=Impact.choices, null=True, blank=True)
+    # What AWS was asked for: the person's value, else the plan's at the time of declaring. Stored (not computed
+    # through the plan) so that the history can filter, sort and search them with indexes over millions of rows.
+    effective_title = models.CharField(max_length=200, blank=True, editable=False)
+    effective_impact = models.PositiveSmallIntegerField(choices=Impact.choices, blank=True, editable=False)
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.WEB)
 
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
@@ -118,10 +124,26 @@ class Declaration(models.Model):
         indexes = [
             models.Index(fields=["state", "updated_at"], name="declaration_state_updated"),
             models.Index(fields=["-created_at", "-id"], name="declaration_created"),
+            # The history's filters, each followed by its keyset order (newest first).
+            models.Index(fields=["state", "-created_at", "-id"], name="declaration_state_created"),
+            models.Index(fields=["response_plan", "-created_at", "-id"], name="declaration_plan_created"),
+            models.Index(fields=["effective_impact", "-created_at", "-id"], name="declaration_impact_created"),
+            models.Index(fields=["declared_by", "-created_at", "-id"], name="declaration_declarer_created"),
+            # Title search (Django's icontains is UPPER(…) LIKE UPPER(…)) through trigrams instead of a table scan;
+            # PostgreSQL only (migration 0003).
+            GinIndex(OpClass(Upper("effective_title"), name="gin_trgm_ops"), name="declaration_title_trgm"),
         ]
 
     def __str__(self) -> str:
         return f"Declaration {self.pk} ({self.state})"
+
+    def save(self, *args, **kwargs):
+        # Filled here rather than in one service so that every writer (form, API, scripts) gets them right.
+        if not self.effective_title:
+            self.effective_title = self.title or self.response_plan.template_title
+        if not self.effective_impact:
+            self.effective_impact = self.impact or self.response_plan.template_impact
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("incidents:declaration-detail", kwargs={"declaration_id": self.pk})
@@ -129,14 +151,6 @@ class Declaration(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state in self.FINAL_STATES
-
-    @property
-    def effective_title(self) -> str:
-        return self.title or self.response_plan.template_title
-
-    @property
-    def effective_impact(self) -> int:
-        return self.impact or self.response_plan.template_impact
 
 
 class RelatedItem(models.Model):

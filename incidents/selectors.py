@@ -1,11 +1,21 @@
 """Reads: every query the interfaces need, in one place."""
 
+import functools
 import json
+import operator
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.contrib.auth import get_user_model
+from django.core import signing
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import TruncDate, TruncWeek
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from . import aws, roles
 from .models import AuditEvent, Declaration, RelatedItem, ResponsePlan
@@ -81,3 +91,297 @@ def declaration_start_request(declaration: Declaration) -> dict[str, Any]:
         "rawData": raw_data[: aws.start_incident_limits()["trigger_raw_data_max_length"]],
     }
     return request
+
+
+# --- History: filters, keyset pages, export, summary ------------------------------------------------------
+
+# Each sort is a lexicographic key ending in the primary key, so that rows with equal timestamps still have one
+# place. "-name" is the exact reverse of "name", so one index serves both directions (scanned backwards).
+HISTORY_SORTS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "created": (("created_at", False), ("id", False)),
+    "impact": (("effective_impact", False), ("created_at", True), ("id", True)),
+    "state": (("state", False), ("created_at", True), ("id", True)),
+}
+HISTORY_SORTS.update({f"-{name}": tuple((f, not desc) for f, desc in key) for name, key in list(HISTORY_SORTS.items())})
+DEFAULT_SORT = "-created"
+CURSOR_SALT = "incidents.history.cursor"
+
+
+@dataclass(frozen=True)
+class HistoryFilters:
+    """The history's filters, as they arrive in the URL; every one optional."""
+
+    state: str = ""
+    response_plan_id: int | None = None
+    impact: int | None = None
+    declared_by: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    search: str = ""
+    sort: str = DEFAULT_SORT
+
+
+@dataclass
+class HistoryPage:
+    rows: list[Declaration]
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+def declarations_filtered(*, user, filters: HistoryFilters) -> QuerySet[Declaration]:
+    """The declarations this person may see that match the filters, in the chosen order (no pagination)."""
+    declarations = declarations_visible_to(user=user)
+    if filters.state:
+        declarations = declarations.filter(state=filters.state)
+    if filters.response_plan_id:
+        declarations = declarations.filter(response_plan_id=filters.response_plan_id)
+    if filters.impact:
+        declarations = declarations.filter(effective_impact=filters.impact)
+    if filters.declared_by:
+        declarations = declarations.filter(declared_by__username=filters.declared_by)
+    # Dates are whole days in the portal's time zone, both ends included.
+    if filters.date_from:
+        declarations = declarations.filter(created_at__gte=_start_of_day(filters.date_from))
+    if filters.date_to:
+        declarations = declarations.filter(created_at__lt=_start_of_day(filters.date_to + timedelta(days=1)))
+    if filters.search:
+        # Served by the trigram index on UPPER(effective_title) on PostgreSQL.
+        declarations = declarations.filter(effective_title__icontains=filters.search)
+    return declarations.order_by(*_order_by(HISTORY_SORTS[filters.sort]))
+
+
+def declarations_page(
+    *, user, filters: HistoryFilters, cursor: str = "", backwards: bool = False, page_size: int
+) -> HistoryPage:
+    """One page of the history by keyset: `cursor` is the edge row of the page we come from.
+
+    Costs one indexed range scan whatever the page number, unlike OFFSET, and never skips or repeats a row
+    when new declarations arrive between clicks.
+    """
+    key = HISTORY_SORTS[filters.sort]
+    declarations = declarations_filtered(user=user, filters=filters)
+    edge = _cursor_values(cursor, key)
+    if backwards and edge is None:
+        backwards = False
+    if backwards:
+        key = tuple((name, not desc) for name, desc in key)
+        declarations = declarations.order_by(*_order_by(key))
+    if edge is not None:
+        declarations = declarations.filter(_after(key, edge))
+    rows = list(declarations[: page_size + 1])
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    if backwards:
+        rows.reverse()
+        has_previous, has_next = more, True
+    else:
+        has_previous, has_next = edge is not None, more
+    sort_key = HISTORY_SORTS[filters.sort]
+    return HistoryPage(
+        rows=rows,
+        next_cursor=_cursor_for(rows[-1], sort_key) if rows and has_next else None,
+        previous_cursor=_cursor_for(rows[0], sort_key) if rows and has_previous else None,
+    )
+
+
+def _order_by(key) -> list[str]:
+    return [f"-{name}" if desc else name for name, desc in key]
+
+
+def _after(key, values: list) -> Q:
+    """Rows strictly after `values` in the order `key`: (a > x) or (a = x and b > y) or …"""
+    branches = []
+    for index, (name, desc) in enumerate(key):
+        equal = {prior: values[position] for position, (prior, _) in enumerate(key[:index])}
+        branches.append(Q(**equal, **{f"{name}__{'lt' if desc else 'gt'}": values[index]}))
+    condition = functools.reduce(operator.or_, branches)
+    # The same bound on the leading column alone lets the planner start the index scan at the cursor.
+    first, first_desc = key[0]
+    return Q(**{f"{first}__{'lte' if first_desc else 'gte'}": values[0]}) & condition
+
+
+def _cursor_for(row: Declaration, key) -> str:
+    values = [getattr(row, name) for name, _ in key]
+    # Full microsecond precision: a rounded timestamp would skip or repeat rows at the page edge.
+    values = [value.isoformat() if isinstance(value, datetime) else value for value in values]
+    return signing.dumps(values, salt=CURSOR_SALT, compress=True)
+
+
+def _cursor_values(cursor: str, key) -> list | None:
+    """The cursor's values, typed for their columns; None when it is absent, damaged or made for another sort."""
+    if not cursor:
+        return None
+    try:
+        raw = signing.loads(cursor, salt=CURSOR_SALT)
+        if not isinstance(raw, list) or len(raw) != len(key):
+            return None
+        values = []
+        for (name, _), value in zip(key, raw, strict=True):
+            if name == "created_at":
+                parsed = parse_datetime(value)
+                if parsed is None:
+                    return None
+                values.append(parsed)
+            elif name in ("id", "effective_impact"):
+                values.append(int(value))
+            else:
+                values.append(str(value))
+        return values
+    except (signing.BadSignature, TypeError, ValueError):
+        return None
+
+
+def _start_of_day(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
+
+EXPORT_COLUMNS = (
+    ("Number", "id"),
+    ("Declared at", "created_at"),
+    ("State", "state"),
+    ("Response plan", "response_plan__name"),
+    ("Response plan ARN", "response_plan__arn"),
+    ("Title", "effective_title"),
+    ("Title set by declarer", "title"),
+    ("Impact", "effective_impact"),
+    ("Impact set by declarer", "impact"),
+    ("Declared by", "declared_by__username"),
+    ("Source", "source"),
+    ("Incident record ARN", "incident_record_arn"),
+    ("Started at", "started_at"),
+    ("Failure code", "failure_code"),
+    ("Failure reason", "failure_reason"),
+    ("Attempts", "attempts"),
+)
+
+
+def declarations_export_rows(*, user, filters: HistoryFilters, chunk_size: int) -> Iterator[tuple]:
+    """Every matching row as a plain tuple, fetched `chunk_size` at a time (a server-side cursor on PostgreSQL)."""
+    declarations = declarations_filtered(user=user, filters=filters)
+    return declarations.values_list(*(field for _, field in EXPORT_COLUMNS)).iterator(chunk_size=chunk_size)
+
+
+@dataclass
+class Summary:
+    start: date
+    end: date
+    bucket: str  # "day" or "week"
+    periods: list[date]
+    # {period: {impact: count}}
+    by_period: dict[date, dict[int, int]]
+    # [(plan label, {impact: count}, total)] — most declarations first
+    by_plan: list[tuple[str, dict[int, int], int]]
+    total: int
+
+
+def declarations_summary(*, user, start: date, end: date) -> Summary:
+    """Counts per day (or week, over long ranges) and impact, and per response plan, between two days."""
+    declarations = declarations_visible_to(user=user).filter(
+        created_at__gte=_start_of_day(start), created_at__lt=_start_of_day(end + timedelta(days=1))
+    )
+    days = (end - start).days + 1
+    bucket = "day" if days <= 62 else "week"
+    trunc = TruncDate if bucket == "day" else TruncWeek
+    tz = timezone.get_current_timezone()
+    counts = (
+        declarations.order_by()
+        .annotate(period=trunc("created_at", tzinfo=tz))
+        .values("period", "effective_impact")
+        .annotate(count=Count("id"))
+    )
+    by_period: dict[date, dict[int, int]] = {}
+    for row in counts:
+        period = row["period"].date() if isinstance(row["period"], datetime) else row["period"]
+        by_period.setdefault(period, {})[row["effective_impact"]] = row["count"]
+    step = timedelta(days=1 if bucket == "day" else 7)
+    first = start if bucket == "day" else start - timedelta(days=start.weekday())
+    periods = []
+    period = first
+    while period <= end:
+        periods.append(period)
+        by_period.setdefault(period, {})
+        period += step
+
+    plan_rows = declarations.order_by().values("response_plan_id", "effective_impact").annotate(count=Count("id"))
+    per_plan: dict[int, dict[int, int]] = {}
+    for row in plan_rows:
+        per_plan.setdefault(row["response_plan_id"], {})[row["effective_impact"]] = row["count"]
+    labels = {plan.pk: plan.label for plan in ResponsePlan.objects.filter(pk__in=per_plan)}
+    by_plan = sorted(
+        ((labels[plan_id], impacts, sum(impacts.values())) for plan_id, impacts in per_plan.items()),
+        key=lambda item: (-item[2], item[0]),
+    )
+    return Summary(
+        start=start,
+        end=end,
+        bucket=bucket,
+        periods=periods,
+        by_period=by_period,
+        by_plan=by_plan,
+        total=sum(total for _, _, total in by_plan),
+    )
+
+
+# --- Curation --------------------------------------------------------------------------------------------
+
+
+def response_plans_for_curation() -> QuerySet[ResponsePlan]:
+    """Every plan the portal knows, with when it was last declared with (one index probe per plan)."""
+    last_used = (
+        Declaration.objects.filter(response_plan=OuterRef("pk")).order_by("-created_at", "-id").values("created_at")
+    )
+    return (
+        ResponsePlan.objects.annotate(last_used=Subquery(last_used[:1]))
+        .prefetch_related("allowed_groups")
+        .order_by("deleted_in_aws", "-is_visible", "order", "name")
+    )
+
+
+def users_for_administration() -> QuerySet:
+    return get_user_model().objects.prefetch_related("groups").order_by("username")
+
+
+def response_plan_audit_trail(*, plan: ResponsePlan) -> QuerySet[AuditEvent]:
+    return plan.audit_events.order_by("-id")
+
+
+# --- Audit chain verification ------------------------------------------------------------------------------
+
+
+@dataclass
+class AuditVerification:
+    checked: int = 0
+    first_id: int | None = None
+    last_id: int | None = None
+    last_hash: str = ""
+    broken_id: int | None = None
+    problem: str = ""
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_id is None
+
+
+def audit_chain_verify(*, genesis_hash: str, chunk_size: int = 5000) -> AuditVerification:
+    """Walk the whole chain in id order, holding one chunk at a time, and stop at the first broken link."""
+    result = AuditVerification()
+    expected_previous = genesis_hash
+    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=chunk_size):
+        if result.first_id is None:
+            result.first_id = event.pk
+        if event.previous_hash != expected_previous:
+            result.broken_id = event.pk
+            result.problem = (
+                f"its previous_hash {event.previous_hash[:12]}… does not match the hash of the event before it "
+                f"({expected_previous[:12]}…): an event was removed, inserted or reordered"
+            )
+            return result
+        if event.hash != event.content_hash():
+            result.broken_id = event.pk
+            result.problem = "its content does not match its hash: the event was changed after it was written"
+            return result
+        expected_previous = event.hash
+        result.checked += 1
+        result.last_id = event.pk
+        result.last_hash = event.hash
+    return result

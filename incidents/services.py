@@ -8,12 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from . import aws, selectors
+from . import aws, roles, selectors
 from .models import AuditEvent, Declaration, RelatedItem, ResponsePlan
 from .validators import safe_file_name
 
@@ -390,16 +394,26 @@ def response_plans_sync(*, actor=None) -> SyncResult:
 
 
 def response_plan_update(*, plan: ResponsePlan, actor, ip_address: str | None = None, **changes) -> ResponsePlan:
-    """An admin's curation of a plan (visibility, wording, order); each change is audited."""
-    allowed = {"display_name", "when_to_use", "is_visible", "order"}
+    """An admin's curation of a plan (visibility, wording, order, who may use it); each change is audited.
+
+    `allowed_groups` takes an iterable of groups (empty: everyone may use the plan) and is audited by name.
+    """
+    allowed = {"display_name", "when_to_use", "is_visible", "order", "allowed_groups"}
     unknown = set(changes) - allowed
     if unknown:
         raise DeclarationError(f"These plan fields cannot be changed here: {', '.join(sorted(unknown))}.")
+    groups = changes.pop("allowed_groups", None)
     diff = {
         name: {"from": getattr(plan, name), "to": value}
         for name, value in changes.items()
         if getattr(plan, name) != value
     }
+    if groups is not None:
+        groups = list(groups)
+        before = sorted(plan.allowed_groups.values_list("name", flat=True))
+        after = sorted(group.name for group in groups)
+        if before != after:
+            diff["allowed_groups"] = {"from": before, "to": after}
     if not diff:
         return plan
     with transaction.atomic():
@@ -407,7 +421,99 @@ def response_plan_update(*, plan: ResponsePlan, actor, ip_address: str | None = 
             setattr(plan, name, value)
         plan.full_clean()
         plan.save()
+        if "allowed_groups" in diff:
+            plan.allowed_groups.set(groups)
         audit_record(
             action="response_plan.curated", actor=actor, response_plan=plan, details=diff, ip_address=ip_address
         )
     return plan
+
+
+# --- Attachments -----------------------------------------------------------------------------------------
+
+
+def related_item_download_url(*, item: RelatedItem, actor, ip_address: str | None = None) -> str:
+    """A presigned link to one attached file, valid for minutes; who fetched which file is audited."""
+    if item.kind != RelatedItem.Kind.FILE or not item.s3_key:
+        raise DeclarationError("Only attached files can be downloaded.", code="not_found")
+    url = aws.presigned_download_url(
+        bucket=item.s3_bucket,
+        key=item.s3_key,
+        file_name=item.file_name,
+        expires_in=settings.PORTAL_DOWNLOAD_URL_SECONDS,
+    )
+    audit_record(
+        action="declaration.file_downloaded",
+        actor=actor,
+        declaration=item.declaration,
+        ip_address=ip_address,
+        details={"file_name": item.file_name, "s3_key": item.s3_key},
+    )
+    return url
+
+
+# --- Users and roles -------------------------------------------------------------------------------------
+
+
+def _role_groups(role_names) -> list[Group]:
+    names = set(role_names)
+    unknown = names - set(roles.ALL)
+    if unknown:
+        raise DeclarationError(f"Unknown roles: {', '.join(sorted(unknown))}.", field="roles")
+    return list(Group.objects.filter(name__in=names))
+
+
+@transaction.atomic
+def user_create(
+    *, username: str, email: str = "", password: str, role_names, actor, ip_address: str | None = None
+) -> AbstractBaseUser:
+    """An admin adds an account with its roles; the password must pass the configured validators."""
+    User = get_user_model()
+    user = User(username=username.strip(), email=email.strip())
+    try:
+        user.full_clean(exclude=["password"])
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise DeclarationError(" ".join(messages), field=field) from exc
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise DeclarationError(" ".join(exc.messages), field="password") from exc
+    user.set_password(password)
+    user.save()
+    groups = _role_groups(role_names)
+    user.groups.set(groups)
+    audit_record(
+        action="user.created",
+        actor=actor,
+        ip_address=ip_address,
+        details={"user": user.get_username(), "roles": sorted(group.name for group in groups)},
+    )
+    return user
+
+
+@transaction.atomic
+def user_update(*, user, actor, role_names, is_active: bool, ip_address: str | None = None):
+    """An admin changes someone's roles or disables the account; each change is audited."""
+    if user.pk == actor.pk and (not is_active or roles.ADMIN not in set(role_names)) and not user.is_superuser:
+        raise DeclarationError("You cannot remove your own admin role or disable your own account.", field="roles")
+    groups = _role_groups(role_names)
+    before = sorted(user.groups.filter(name__in=roles.ALL).values_list("name", flat=True))
+    after = sorted(group.name for group in groups)
+    diff: dict[str, Any] = {}
+    if before != after:
+        diff["roles"] = {"from": before, "to": after}
+    if user.is_active != is_active:
+        diff["is_active"] = {"from": user.is_active, "to": is_active}
+    if not diff:
+        return user
+    # Groups that are not portal roles are left as they are.
+    user.groups.remove(*Group.objects.filter(name__in=roles.ALL))
+    user.groups.add(*groups)
+    if "is_active" in diff:
+        user.is_active = is_active
+        user.save(update_fields=["is_active"])
+    audit_record(
+        action="user.updated", actor=actor, ip_address=ip_address, details={"user": user.get_username(), **diff}
+    )
+    return user

@@ -1,11 +1,14 @@
 """Celery tasks: thin interfaces that load by primary key and call one service."""
 
+import logging
 import random
 
 from celery import shared_task
 from django.conf import settings
 
-from . import services
+from . import aws, services
+
+logger = logging.getLogger(__name__)
 
 
 def retry_countdown(retries: int) -> float:
@@ -22,3 +25,20 @@ def start_declaration(self, declaration_id: int) -> None:
         services.declaration_start(declaration_id=declaration_id, final_attempt=self.request.retries >= max_retries)
     except services.StartRetryable as exc:
         raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def sync_response_plans() -> None:
+    """Beat's periodic mirror of AWS's response plans; a failed run is logged and the next one tries again."""
+    try:
+        result = services.response_plans_sync()
+    except aws.AwsError as exc:
+        logger.warning("response plan sync failed: %s", exc)
+        return
+    logger.info(
+        "response plans synced: %d new, %d changed, %d deleted in AWS, %d unchanged",
+        len(result.created),
+        len(result.updated),
+        len(result.deleted),
+        result.unchanged,
+    )

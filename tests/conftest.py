@@ -166,6 +166,31 @@ def manager_user(django_user_model):
 
 
 @pytest.fixture
+def portal_admin_user(django_user_model):
+    """An admin by role only (not a superuser, unlike pytest-django's admin_user), so role checks are exercised."""
+    return make_user(django_user_model, "ada.admin", roles.ADMIN)
+
+
+@pytest.fixture
+def manager_client(manager_user):
+    # Its own client (not pytest-django's shared `client`), so that one test can act as several people.
+    from django.test import Client
+
+    client = Client()
+    client.force_login(manager_user)
+    return client
+
+
+@pytest.fixture
+def portal_admin_client(portal_admin_user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(portal_admin_user)
+    return client
+
+
+@pytest.fixture
 def support_client(client, support_user):
     client.force_login(support_user)
     return client

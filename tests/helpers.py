@@ -30,3 +30,25 @@ def declare_post(plan=None, *, title="", impact="", items=(), key=None, extra_ro
 
 def upload(name="timeline.txt", content=b"12:01 error rate spiked\n", content_type="text/plain"):
     return SimpleUploadedFile(name, content, content_type=content_type)
+
+
+def make_declaration(*, declared_by, plan, title="", impact=None, state="queued", created_at=None, **fields):
+    """A declaration row as the service stores it, without queuing anything: for history tests."""
+    import uuid as _uuid
+
+    from django.utils import timezone
+
+    from incidents.models import Declaration
+
+    declaration = Declaration(
+        declared_by=declared_by,
+        response_plan=plan,
+        title=title,
+        impact=impact,
+        state=state,
+        client_token=f"test-{_uuid.uuid4().hex}",
+        created_at=created_at or timezone.now(),
+        **fields,
+    )
+    declaration.save()
+    return declaration

@@ -48,13 +48,16 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, opened to members of the "admins" role only (portal/admin_site.py).
+    "portal.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # Trigram search index on declaration titles (a no-op on SQLite, where search scans instead).
+    "django.contrib.postgres",
     "django_htmx",
     "axes",
     "incidents",
@@ -90,6 +93,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "incidents.context_processors.portal_roles",
             ],
         },
     },
@@ -181,6 +185,17 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "incidents.tasks.start_declaration": {"queue": "declarations"},
+    "incidents.tasks.sync_response_plans": {"queue": "default"},
+}
+# How often beat mirrors AWS's response plans into the portal (seconds).
+PORTAL_PLAN_SYNC_INTERVAL = env_int("PORTAL_PLAN_SYNC_INTERVAL", 15 * 60)
+CELERY_BEAT_SCHEDULE = {
+    "sync-response-plans": {
+        "task": "incidents.tasks.sync_response_plans",
+        "schedule": PORTAL_PLAN_SYNC_INTERVAL,
+        # A sync that waited longer than one interval is superseded by the next one: do not pile them up.
+        "options": {"expires": PORTAL_PLAN_SYNC_INTERVAL},
+    },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -201,6 +216,13 @@ PORTAL_START_RETRY_BACKOFF_MAX = env_int("PORTAL_START_RETRY_BACKOFF_MAX", 60)
 
 # `make bench` only: serve a bare view to measure every figure against.
 PORTAL_BENCH_VIEWS = env_bool("PORTAL_BENCH_VIEWS", False)
+
+# --- History, export and attachments ----------------------------------------------------------------
+PORTAL_HISTORY_PAGE_SIZE = env_int("PORTAL_HISTORY_PAGE_SIZE", 50)
+# Rows fetched per round trip by the streamed CSV export (server-side cursor on PostgreSQL).
+PORTAL_EXPORT_CHUNK_SIZE = env_int("PORTAL_EXPORT_CHUNK_SIZE", 2000)
+# Presigned attachment links live at most five minutes; they are made on each click, never embedded.
+PORTAL_DOWNLOAD_URL_SECONDS = min(env_int("PORTAL_DOWNLOAD_URL_SECONDS", 300), 300)
 
 # --- Uploads ----------------------------------------------------------------------------------------
 PORTAL_MAX_FILE_BYTES = env_int("PORTAL_MAX_FILE_BYTES", 10 * 1024 * 1024)

@@ -1,0 +1,101 @@
+"""`manage.py verify_audit` walks the hash chain: 0 with a summary when intact, 1 naming the first broken link."""
+
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import timezone
+
+from incidents import services
+from incidents.models import AuditEvent
+
+TABLE = AuditEvent._meta.db_table
+TRIGGER = "incidents_auditevent_append_only"
+
+
+@pytest.fixture
+def trail(plans, support_user):
+    """A few real events after the plans' own."""
+    for title in ("A", "B", "C"):
+        services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title=title)
+    return list(AuditEvent.objects.order_by("id"))
+
+
+def tamper(sql: str, params=()) -> None:
+    """What an attacker with database access would do: switch the append-only trigger off, edit, switch it on.
+
+    Inside the test's transaction, so the table is back as it was afterwards."""
+    with connection.cursor() as cursor:
+        # ALTER TABLE refuses while deferred foreign-key checks are pending in the transaction: run them now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER {TRIGGER}")
+        cursor.execute(sql, params)
+        cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER {TRIGGER}")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+@pytest.mark.django_db
+def test_an_intact_trail_verifies_with_a_summary(trail, capsys):
+    call_command("verify_audit", chunk_size=2)  # several chunks
+    out = capsys.readouterr().out
+    assert f"Audit trail intact: {len(trail)} events verified, #{trail[0].pk} to #{trail[-1].pk}" in out
+    assert trail[-1].hash in out
+
+
+@pytest.mark.django_db
+def test_an_edited_event_is_named(trail):
+    victim = trail[-3]
+    tamper("UPDATE incidents_auditevent SET details = %s WHERE id = %s", ['{"title": "innocent"}', victim.pk])
+    with pytest.raises(CommandError, match=rf"broken at event #{victim.pk}: its content does not match") as error:
+        call_command("verify_audit", chunk_size=2)
+    assert error.value.returncode == 1
+
+
+@pytest.mark.django_db
+def test_a_deleted_event_breaks_the_link_of_the_next_one(trail):
+    victim, successor = trail[-3], trail[-2]
+    tamper("DELETE FROM incidents_auditevent WHERE id = %s", [victim.pk])
+    with pytest.raises(CommandError, match=rf"broken at event #{successor.pk}: its previous_hash .* was removed"):
+        call_command("verify_audit")
+
+
+@pytest.mark.django_db
+def test_a_forged_event_with_a_recomputed_hash_is_still_caught(trail):
+    # The forger knows the hashing scheme and computes a valid hash, but cannot know where the chain continues.
+    forged = AuditEvent(
+        actor_label="mallory",
+        action="declaration.started",
+        created_at=timezone.now(),
+        previous_hash=trail[0].hash,
+    )
+    forged.hash = forged.content_hash()
+    forged.save(force_insert=True)
+    with pytest.raises(CommandError, match=rf"broken at event #{forged.pk}"):
+        call_command("verify_audit")
+
+
+@pytest.mark.django_db
+def test_an_empty_trail_is_intact(capsys):
+    call_command("verify_audit")
+    assert "no events yet" in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_exits_non_zero_for_a_shell(plans, support_user):
+    """Run as an operator would, in its own process, against a committed tampered table."""
+    services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title="A")
+    env = {"DJANGO_SETTINGS_MODULE": "portal.settings.test", "PATH": "/usr/bin:/bin"}
+    db = settings.DATABASES["default"]
+    env["DATABASE_URL"] = f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    command = [sys.executable, "manage.py", "verify_audit"]
+    ok = subprocess.run(command, env=env, capture_output=True, text=True, cwd=settings.BASE_DIR, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert "Audit trail intact" in ok.stdout
+    victim = AuditEvent.objects.order_by("id").first()
+    tamper("UPDATE incidents_auditevent SET actor_label = 'someone-else' WHERE id = %s", [victim.pk])
+    broken = subprocess.run(command, env=env, capture_output=True, text=True, cwd=settings.BASE_DIR, check=False)
+    assert broken.returncode == 1
+    assert f"broken at event #{victim.pk}" in broken.stderr
