@@ -1,6 +1,7 @@
 """Reads: every query the interfaces need, in one place."""
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -8,7 +9,7 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse
 
 from . import aws, roles
-from .models import AuditEvent, Declaration, RelatedItem, ResponsePlan
+from .models import ApiToken, AuditEvent, Declaration, RelatedItem, ResponsePlan
 
 RELATED_ITEM_TYPES = {
     RelatedItem.Kind.LINK: ("OTHER", "url"),
@@ -49,6 +50,8 @@ def declaration_start_request(declaration: Declaration) -> dict[str, Any]:
     """The exact StartIncident request for a declaration — identical on every attempt.
 
     Title and impact are sent only where the person set them: AWS then takes the plan's own.
+    An API caller's own triggerDetails (say, the alarm that fired) are sent as given; otherwise the portal names
+    itself as the source and the declarer and declaration in rawData.
     """
     request: dict[str, Any] = {
         "responsePlanArn": declaration.response_plan.arn,
@@ -67,6 +70,11 @@ def declaration_start_request(declaration: Declaration) -> dict[str, Any]:
         items.append(related)
     if items:
         request["relatedItems"] = items
+    if declaration.trigger_details:
+        trigger = dict(declaration.trigger_details)
+        trigger["timestamp"] = datetime.fromisoformat(trigger["timestamp"])
+        request["triggerDetails"] = trigger
+        return request
     raw_data = json.dumps(
         {
             "declaredBy": declaration.declared_by.get_username(),
@@ -81,3 +89,21 @@ def declaration_start_request(declaration: Declaration) -> dict[str, Any]:
         "rawData": raw_data[: aws.start_incident_limits()["trigger_raw_data_max_length"]],
     }
     return request
+
+
+# --- API tokens ----------------------------------------------------------------------------------------
+
+
+def api_tokens_of(*, user) -> QuerySet[ApiToken]:
+    return ApiToken.objects.filter(owner=user).select_related("revoked_by")
+
+
+def api_tokens_all() -> QuerySet[ApiToken]:
+    """Every token of every user, for admins."""
+    return ApiToken.objects.select_related("owner", "revoked_by")
+
+
+def api_token_get_for(*, user, token_id: int) -> ApiToken | None:
+    """A token its owner may manage; admins may manage anyone's."""
+    tokens = api_tokens_all() if roles.is_admin(user) else api_tokens_of(user=user)
+    return tokens.filter(pk=token_id).first()
