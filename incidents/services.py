@@ -147,7 +147,8 @@ def declaration_create(
         request_fingerprint=request_fingerprint,
         trigger_details=trigger_details or None,
     )
-    declaration.full_clean()
+    # Uniqueness is the database's to decide (below): a check here would race a concurrent request with the same key.
+    declaration.full_clean(validate_unique=False)
     try:
         with transaction.atomic():
             declaration.save(force_insert=True)

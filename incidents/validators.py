@@ -48,23 +48,27 @@ def validate_link_url(value: str) -> None:
         ) from None
 
 
-def validate_arn(value: str, *, example: str) -> None:
+def validate_arn(value: str, *, what: str, example: str) -> None:
     if len(value) > ARN_MAX_LENGTH:
         raise ValidationError(f"An ARN can be at most {ARN_MAX_LENGTH} characters (it has {len(value)}).")
     if not ARN_RE.fullmatch(value):
-        raise ValidationError(f"Enter an AWS ARN, such as {example}.")
+        raise ValidationError(f"Enter {what}, such as {example}.")
 
 
 def validate_resource_arn(value: str) -> None:
-    validate_arn(value, example="arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1234")
+    validate_arn(value, what="an AWS resource ARN", example="arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1234")
 
 
 def validate_trigger_arn(value: str) -> None:
-    validate_arn(value, example="arn:aws:cloudwatch:us-east-1:123456789012:alarm:checkout-errors")
+    validate_arn(
+        value, what="the ARN of what triggered it", example="arn:aws:cloudwatch:us-east-1:123456789012:alarm:high-5xx"
+    )
 
 
 def validate_response_plan_arn(value: str) -> None:
-    validate_arn(value, example="arn:aws:ssm-incidents::123456789012:response-plan/website-outage")
+    validate_arn(
+        value, what="a response plan ARN", example="arn:aws:ssm-incidents::123456789012:response-plan/website-outage"
+    )
 
 
 def related_item_value_validator(kind: str):

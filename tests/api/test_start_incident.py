@@ -58,7 +58,7 @@ def test_left_out_title_and_impact_are_the_plans(api, plans):
 
 INVALID_FIELDS = [
     ({"responsePlanArn": None}, "responsePlanArn", "This field is required."),
-    ({"responsePlanArn": "notanarn"}, "responsePlanArn", "Enter an AWS ARN"),
+    ({"responsePlanArn": "notanarn"}, "responsePlanArn", "Enter a response plan ARN"),
     ({"responsePlanArn": 42}, "responsePlanArn", "Must be a string."),
     (
         {"responsePlanArn": "arn:aws:ssm-incidents::123456789012:response-plan/nope"},
@@ -81,7 +81,7 @@ INVALID_FIELDS = [
     ),
     ({"relatedItems": [link("status page")]}, "relatedItems[0].identifier.value.url", "Enter a complete web address"),
     ({"relatedItems": [link("  ")]}, "relatedItems[0].identifier.value.url", "This field is required."),
-    ({"relatedItems": [resource("i-0abc")]}, "relatedItems[0].identifier.value.arn", "Enter an AWS ARN"),
+    ({"relatedItems": [resource("i-0abc")]}, "relatedItems[0].identifier.value.arn", "Enter an AWS resource ARN"),
     (
         {"relatedItems": [{"identifier": {"type": "ATTACHMENT", "value": {"arn": "arn:aws:s3:::b/k"}}}]},
         "relatedItems[0].identifier.type",
@@ -142,7 +142,7 @@ INVALID_FIELDS = [
     (
         {"triggerDetails": {"source": "com.example", "timestamp": "2026-01-01T00:00:00Z", "triggerArn": "alarm"}},
         "triggerDetails.triggerArn",
-        "Enter an AWS ARN, such as arn:aws:cloudwatch",
+        "Enter the ARN of what triggered it, such as arn:aws:cloudwatch",
     ),
     ({"triggerDetails": "com.example"}, "triggerDetails", "Must be a JSON object."),
     ({"summary": "not a StartIncident field"}, "summary", "Unknown field. Allowed here: responsePlanArn, title"),
