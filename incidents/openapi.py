@@ -469,11 +469,11 @@ def _type_label(schema: dict[str, Any]) -> str:
 
 def _constraints(schema: dict[str, Any]) -> str:
     parts = []
+    if "minimum" in schema and "maximum" in schema:
+        parts.append(f"{schema['minimum']} to {schema['maximum']}")
     for key, text in (
         ("minLength", "at least {} characters"),
         ("maxLength", "at most {} characters"),
-        ("minimum", "from {}"),
-        ("maximum", "to {}"),
         ("maxItems", "at most {} items"),
         ("pattern", "matches {}"),
     ):
@@ -487,9 +487,16 @@ def schema_rows(schema: dict[str, Any], schemas: dict[str, Any], prefix: str = "
     schema = _resolve(schema, schemas)
     rows = []
     if "oneOf" in schema:
-        for option in schema["oneOf"]:
+        for number, option in enumerate(schema["oneOf"], start=1):
             option = _resolve(option, schemas)
-            rows.append({"path": prefix, "type": "one of:", "description": option.get("description", "")})
+            rows.append(
+                {
+                    "path": prefix,
+                    "type": f"option {number} of {len(schema['oneOf'])}",
+                    "required": None,
+                    "description": option.get("description", ""),
+                }
+            )
             rows.extend(schema_rows(option, schemas, prefix))
         return rows
     required = set(schema.get("required", []))

@@ -101,3 +101,15 @@ def test_creating_a_token_requires_the_csrf_token(support_user):
     client.force_login(support_user)
     assert client.post("/tokens/", {"name": "forged"}).status_code == 403
     assert ApiToken.objects.count() == 0
+
+
+def test_operators_can_create_a_token_from_the_command_line(support_user):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("create_api_token", "sam.support", "--name", "deploy hook", stdout=out)
+    secret = out.getvalue().strip()
+    assert ApiClient(Client(), secret).get("/api/responsePlans").status_code == 200
+    assert ApiToken.objects.get().name == "deploy hook"
