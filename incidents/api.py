@@ -105,6 +105,7 @@ def api_view(*methods: str):
                 logger.exception("API %s %s failed", request.method, request.path)
                 return ApiError("INTERNAL_ERROR", "Something went wrong on our side; it has been logged.").response()
 
+        wrapper.api_methods = methods  # read by the test that keeps the OpenAPI document in step
         return login_not_required(csrf_exempt(wrapper))
 
     return decorator
