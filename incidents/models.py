@@ -113,6 +113,8 @@ class Declaration(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     aws_request = models.JSONField(null=True, blank=True)
     aws_response = models.JSONField(null=True, blank=True)
+    # An API caller's own StartIncident triggerDetails (timestamp as ISO 8601), sent instead of the portal's.
+    trigger_details = models.JSONField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -223,3 +225,42 @@ class AuditEvent(models.Model):
         }
         encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
         return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A personal API token: it acts as its owner, with the owner's role at the time of each request.
+
+    Only a SHA-256 hash of the secret is stored; the secret itself is shown once, when the token is created.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What this token is for, e.g. “alerting runbook”.")
+    # The token's first characters, shown in lists so that people recognise a token without its secret.
+    prefix = models.CharField(max_length=16)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and not self.is_expired()
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.is_expired() else "active"

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from . import aws, roles
-from .models import AuditEvent, Declaration, RelatedItem, ResponsePlan
+from .models import ApiToken, AuditEvent, Declaration, RelatedItem, ResponsePlan
 
 RELATED_ITEM_TYPES = {
     RelatedItem.Kind.LINK: ("OTHER", "url"),
@@ -59,6 +59,8 @@ def declaration_start_request(declaration: Declaration) -> dict[str, Any]:
     """The exact StartIncident request for a declaration — identical on every attempt.
 
     Title and impact are sent only where the person set them: AWS then takes the plan's own.
+    An API caller's own triggerDetails (say, the alarm that fired) are sent as given; otherwise the portal names
+    itself as the source and the declarer and declaration in rawData.
     """
     request: dict[str, Any] = {
         "responsePlanArn": declaration.response_plan.arn,
@@ -77,6 +79,11 @@ def declaration_start_request(declaration: Declaration) -> dict[str, Any]:
         items.append(related)
     if items:
         request["relatedItems"] = items
+    if declaration.trigger_details:
+        trigger = dict(declaration.trigger_details)
+        trigger["timestamp"] = datetime.fromisoformat(trigger["timestamp"])
+        request["triggerDetails"] = trigger
+        return request
     raw_data = json.dumps(
         {
             "declaredBy": declaration.declared_by.get_username(),
@@ -385,3 +392,21 @@ def audit_chain_verify(*, genesis_hash: str, chunk_size: int = 5000) -> AuditVer
         result.last_id = event.pk
         result.last_hash = event.hash
     return result
+
+
+# --- API tokens ----------------------------------------------------------------------------------------
+
+
+def api_tokens_of(*, user) -> QuerySet[ApiToken]:
+    return ApiToken.objects.filter(owner=user).select_related("revoked_by")
+
+
+def api_tokens_all() -> QuerySet[ApiToken]:
+    """Every token of every user, for admins."""
+    return ApiToken.objects.select_related("owner", "revoked_by")
+
+
+def api_token_get_for(*, user, token_id: int) -> ApiToken | None:
+    """A token its owner may manage; admins may manage anyone's."""
+    tokens = api_tokens_all() if roles.is_admin(user) else api_tokens_of(user=user)
+    return tokens.filter(pk=token_id).first()

@@ -1,24 +1,31 @@
 """Writes: every change to declarations, plans and the audit trail goes through here."""
 
+import hashlib
 import json
 import logging
+import math
 import mimetypes
+import re
+import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import aws, roles, selectors
-from .models import AuditEvent, Declaration, RelatedItem, ResponsePlan
+from .models import ApiToken, AuditEvent, Declaration, RelatedItem, ResponsePlan
 from .validators import safe_file_name
 
 logger = logging.getLogger(__name__)
@@ -117,10 +124,12 @@ def declaration_create(
     request_fingerprint: str = "",
     source: str = Declaration.Source.WEB,
     ip_address: str | None = None,
+    trigger_details: dict[str, str] | None = None,
 ) -> tuple[Declaration, bool]:
     """Store a declaration and queue its start. Returns (declaration, created).
 
     A repeated idempotency key returns the declaration it already made instead of making another.
+    `trigger_details` (an API caller's own, already validated) replace the portal's in the StartIncident request.
     """
     if idempotency_key:
         existing = _declaration_for_key(idempotency_key, declared_by, request_fingerprint)
@@ -139,8 +148,10 @@ def declaration_create(
         client_token=client_token,
         idempotency_key=idempotency_key or None,
         request_fingerprint=request_fingerprint,
+        trigger_details=trigger_details or None,
     )
-    declaration.full_clean()
+    # Uniqueness is the database's to decide (below): a check here would race a concurrent request with the same key.
+    declaration.full_clean(validate_unique=False)
     try:
         with transaction.atomic():
             declaration.save(force_insert=True)
@@ -158,6 +169,7 @@ def declaration_create(
                     "impact": declaration.impact,
                     "related_items": len(items),
                     "source": source,
+                    **({"trigger_source": trigger_details["source"]} if trigger_details else {}),
                 },
             )
             transaction.on_commit(lambda: declaration_dispatch(declaration_id=declaration.pk))
@@ -517,3 +529,126 @@ def user_update(*, user, actor, role_names, is_active: bool, ip_address: str | N
         action="user.updated", actor=actor, ip_address=ip_address, details={"user": user.get_username(), **diff}
     )
     return user
+
+
+# --- API tokens ----------------------------------------------------------------------------------------
+
+API_TOKEN_PREFIX = "ipt_"  # noqa: S105 - a public marker, not a secret
+# Writing last_used_at on every request would turn each API call into a write; once a minute is enough to tell.
+API_TOKEN_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _api_token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_token_create(
+    *, owner, name: str, expires_at: datetime | None = None, ip_address: str | None = None
+) -> tuple[ApiToken, str]:
+    """Make a personal API token. Returns (token, secret): the secret exists only in this return value."""
+    if not roles.can_declare(owner):
+        raise DeclarationError("Your account has no role in the portal yet; ask an admin.", code="forbidden")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise DeclarationError("Choose an expiry date in the future.", field="expires_at")
+    secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        owner=owner,
+        name=name.strip(),
+        prefix=secret[: len(API_TOKEN_PREFIX) + 6],
+        secret_hash=_api_token_hash(secret),
+        expires_at=expires_at,
+    )
+    token.full_clean()
+    with transaction.atomic():
+        token.save(force_insert=True)
+        audit_record(
+            action="api_token.created",
+            actor=owner,
+            ip_address=ip_address,
+            details={"token_id": token.pk, "name": token.name, "prefix": token.prefix, "expires_at": expires_at},
+        )
+    return token, secret
+
+
+def api_token_revoke(*, token: ApiToken, actor, ip_address: str | None = None) -> ApiToken:
+    """Revoke a token at once. Its owner may, and so may admins; revoking twice changes nothing."""
+    if token.owner_id != actor.pk and not roles.is_admin(actor):
+        raise DeclarationError("Only the token's owner or an admin can revoke it.", code="forbidden")
+    with transaction.atomic():
+        token = ApiToken.objects.select_for_update().select_related("owner").get(pk=token.pk)
+        if token.revoked_at is not None:
+            return token
+        token.revoked_at = timezone.now()
+        token.revoked_by = actor
+        token.save(update_fields=["revoked_at", "revoked_by"])
+        audit_record(
+            action="api_token.revoked",
+            actor=actor,
+            ip_address=ip_address,
+            details={
+                "token_id": token.pk,
+                "name": token.name,
+                "prefix": token.prefix,
+                "owner": token.owner.get_username(),
+            },
+        )
+    return token
+
+
+def api_token_authenticate(*, secret: str) -> ApiToken:
+    """The live token for a secret, with its owner loaded fresh (so the owner's current role applies).
+
+    Raises DeclarationError(code="unauthenticated") with a reason the caller can act on.
+    """
+    token = None
+    if secret.startswith(API_TOKEN_PREFIX):
+        token = ApiToken.objects.select_related("owner").filter(secret_hash=_api_token_hash(secret)).first()
+    if token is None:
+        raise DeclarationError("This API token is not valid.", code="unauthenticated")
+    if token.revoked_at is not None:
+        raise DeclarationError("This API token has been revoked; create a new one.", code="unauthenticated")
+    now = timezone.now()
+    if token.is_expired(now):
+        raise DeclarationError("This API token has expired; create a new one.", code="unauthenticated")
+    if not token.owner.is_active:
+        raise DeclarationError("The account this API token belongs to is disabled.", code="unauthenticated")
+    if token.last_used_at is None or token.last_used_at < now - API_TOKEN_LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+# --- API rate limit ------------------------------------------------------------------------------------
+
+RATE_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def api_rate_limit_parse(text: str) -> tuple[int, int]:
+    """ "60/m" → (60 requests, per 60 seconds). Units: s, m, h, d."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*([smhd])\s*", text or "")
+    if not match or int(match[1]) < 1:
+        raise ImproperlyConfigured(f"PORTAL_API_RATE_LIMIT must look like 60/m (requests/s|m|h|d), not {text!r}.")
+    return int(match[1]), RATE_PERIODS[match[2]]
+
+
+def api_rate_limit_hit(*, key: str) -> int | None:
+    """Count one request against `key`. Returns None when allowed, else the seconds until requests are allowed again.
+
+    A fixed window that opens with the key's first request and lasts one period. The counter lives in the shared
+    cache (Redis), so every web process counts against the same limit. When the cache cannot be reached, the request
+    is allowed: losing the limit for a moment beats refusing every script.
+    """
+    limit, period = api_rate_limit_parse(settings.PORTAL_API_RATE_LIMIT)
+    now = time.time()
+    base = f"api-rate:{key}:{limit}/{period}"
+    try:
+        cache.add(f"{base}:opened", now, timeout=period)
+        cache.add(f"{base}:count", 0, timeout=period)
+        count = cache.incr(f"{base}:count")
+        if count <= limit:
+            return None
+        opened = cache.get(f"{base}:opened") or now
+    except Exception:
+        logger.warning("API rate limit not enforced: the cache is unreachable", exc_info=True)
+        return None
+    return max(1, math.ceil(opened + period - now))

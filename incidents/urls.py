@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from . import views
+from . import api, views
 
 app_name = "incidents"
 
@@ -23,4 +23,16 @@ urlpatterns = [
     path("users/", views.user_list, name="user-list"),
     path("users/new/", views.user_create, name="user-create"),
     path("users/<int:user_id>/", views.user_edit, name="user-edit"),
+    path("tokens/", views.api_tokens, name="api-tokens"),
+    path("tokens/all/", views.api_tokens_all, name="api-tokens-all"),
+    path("tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api-token-revoke"),
+    # The JSON API (incidents/api.py) and its reference.
+    path("api/", api.reference_redirect, name="api"),
+    path("api/docs/", api.reference, name="api-docs"),
+    path("api/openapi.json", api.openapi_document, name="api-openapi"),
+    path("api/startIncident", api.start_incident, name="api-start-incident"),
+    path("api/declarations/<int:declaration_id>", api.declaration_detail, name="api-declaration"),
+    path("api/responsePlans", api.response_plans, name="api-response-plans"),
+    # Anything else under /api/ answers in the envelope, never with the HTML 404 page or a login redirect.
+    re_path(r"^api/(?P<rest>.*)$", api.not_found),
 ]

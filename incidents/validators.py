@@ -21,6 +21,9 @@ URL_MAX_LENGTH: int = LIMITS["url_max_length"]
 ARN_MAX_LENGTH: int = LIMITS["arn_max_length"]
 RELATED_ITEMS_MAX: int = LIMITS["related_items_max"]
 RELATED_ITEM_TITLE_MAX_LENGTH: int = LIMITS["related_item_title_max_length"]
+CLIENT_TOKEN_MAX_LENGTH: int = LIMITS["client_token_max_length"]
+TRIGGER_SOURCE_MAX_LENGTH: int = LIMITS["trigger_source_max_length"]
+TRIGGER_RAW_DATA_MAX_LENGTH: int = LIMITS["trigger_raw_data_max_length"]
 ARN_RE = re.compile(LIMITS["arn_pattern"])
 
 _url_validator = URLValidator(schemes=["http", "https"])
@@ -45,13 +48,50 @@ def validate_link_url(value: str) -> None:
         ) from None
 
 
-def validate_resource_arn(value: str) -> None:
+def validate_arn(value: str, *, what: str, example: str) -> None:
     if len(value) > ARN_MAX_LENGTH:
         raise ValidationError(f"An ARN can be at most {ARN_MAX_LENGTH} characters (it has {len(value)}).")
     if not ARN_RE.fullmatch(value):
+        raise ValidationError(f"Enter {what}, such as {example}.")
+
+
+def validate_resource_arn(value: str) -> None:
+    validate_arn(value, what="an AWS resource ARN", example="arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1234")
+
+
+def validate_trigger_arn(value: str) -> None:
+    validate_arn(
+        value, what="the ARN of what triggered it", example="arn:aws:cloudwatch:us-east-1:123456789012:alarm:high-5xx"
+    )
+
+
+def validate_response_plan_arn(value: str) -> None:
+    validate_arn(
+        value, what="a response plan ARN", example="arn:aws:ssm-incidents::123456789012:response-plan/website-outage"
+    )
+
+
+def related_item_value_validator(kind: str):
+    """The check for a link's URL or a resource's ARN; files are checked by `validate_upload`."""
+    return validate_link_url if kind == "link" else validate_resource_arn
+
+
+def validate_trigger_source(value: str) -> None:
+    # AWS reserves "aws." sources for its own services (and records console starts as aws.ssm-incidents.custom).
+    if not value.strip():
+        raise ValidationError("Name what triggered the incident, such as com.example.alerting.")
+    if len(value) > TRIGGER_SOURCE_MAX_LENGTH:
         raise ValidationError(
-            "Enter an AWS resource ARN, such as arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1234."
+            f"A trigger source can be at most {TRIGGER_SOURCE_MAX_LENGTH} characters (it has {len(value)})."
         )
+    if value.lower().startswith("aws."):
+        raise ValidationError("Sources starting with “aws.” are reserved for AWS; use your own, such as com.example.")
+    reject_control_characters(value)
+
+
+def validate_trigger_raw_data(value: str) -> None:
+    if len(value) > TRIGGER_RAW_DATA_MAX_LENGTH:
+        raise ValidationError(f"rawData can be at most {TRIGGER_RAW_DATA_MAX_LENGTH} characters (it has {len(value)}).")
 
 
 def safe_file_name(name: str) -> str:

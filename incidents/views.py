@@ -15,11 +15,13 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import aws, charts, roles, selectors, services, validators
 from .forms import (
     SORT_CHOICES,
+    ApiTokenForm,
     DeclarationForm,
     HistoryFilterForm,
     RelatedItemFormSet,
@@ -406,3 +408,61 @@ def user_edit(request: HttpRequest, user_id: int) -> HttpResponse:
             messages.success(request, f"Saved “{subject.get_username()}”.")
             return redirect("incidents:user-list")
     return render(request, "incidents/user_form.html", {"form": form, "subject": subject})
+
+
+# --- API tokens ----------------------------------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """The person's own tokens; a new token's secret appears in this one response and never again."""
+    if not roles.can_declare(request.user):
+        raise PermissionDenied(NO_ROLE)
+    created_secret = None
+    form = ApiTokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, created_secret = services.api_token_create(
+                owner=request.user,
+                name=form.cleaned_data["name"],
+                expires_at=form.expires_at(),
+                ip_address=client_ip(request),
+            )
+        except services.DeclarationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            form = ApiTokenForm()
+    return render(
+        request,
+        "incidents/api_tokens.html",
+        {
+            "form": form,
+            "tokens": selectors.api_tokens_of(user=request.user),
+            "created_secret": created_secret,
+            "is_admin": roles.is_admin(request.user),
+            "api_base": request.build_absolute_uri("/api/"),
+        },
+    )
+
+
+def api_tokens_all(request: HttpRequest) -> HttpResponse:
+    if not roles.is_admin(request.user):
+        raise PermissionDenied("Only admins can see everyone's API tokens.")
+    return render(request, "incidents/api_tokens_all.html", {"tokens": selectors.api_tokens_all()})
+
+
+@require_POST
+def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = selectors.api_token_get_for(user=request.user, token_id=token_id)
+    if token is None:
+        raise Http404("No API token with that number is yours to revoke.")
+    try:
+        services.api_token_revoke(token=token, actor=request.user, ip_address=client_ip(request))
+    except services.DeclarationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Revoked “{token.name}” ({token.prefix}…); it stops working at once.")
+    if token.owner_id != request.user.pk:
+        return redirect("incidents:api-tokens-all")
+    return redirect("incidents:api-tokens")

@@ -160,9 +160,9 @@ def test_audit_events_are_read_only_in_the_django_admin(client, django_user_mode
 @pytest.mark.parametrize(
     ("role", "links"),
     [
-        (roles.SUPPORT, ["Declare", "My declarations"]),
-        (roles.MANAGER, ["Declare", "Declarations", "Summary"]),
-        (roles.ADMIN, ["Declare", "Declarations", "Summary", "Response plans", "Users"]),
+        (roles.SUPPORT, ["Declare", "My declarations", "API tokens"]),
+        (roles.MANAGER, ["Declare", "Declarations", "Summary", "API tokens"]),
+        (roles.ADMIN, ["Declare", "Declarations", "Summary", "Response plans", "Users", "API tokens"]),
     ],
 )
 def test_navigation_offers_each_role_its_pages(client, django_user_model, role, links):

@@ -199,6 +199,23 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# --- Cache (shared by every process: the API's rate limit counts here) --------------------------------
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env("CACHE_REDIS_URL", REDIS_URL),
+        "KEY_PREFIX": "portal",
+        # A slow cache must not stall requests: the rate limit fails open when Redis does not answer.
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+}
+
+# --- JSON API ---------------------------------------------------------------------------------------
+# Requests per token per window: N/s, N/m, N/h or N/d.
+PORTAL_API_RATE_LIMIT = env("PORTAL_API_RATE_LIMIT", "60/m")
+# The largest valid StartIncident request is about 130 KB (100 related items, 10,000 characters of rawData).
+PORTAL_API_MAX_BODY_BYTES = env_int("PORTAL_API_MAX_BODY_BYTES", 512 * 1024)
+
 # --- AWS --------------------------------------------------------------------------------------------
 # boto3 reads credentials and AWS_ENDPOINT_URL_SSM_INCIDENTS / AWS_ENDPOINT_URL_S3 itself; the region is
 # AWS_REGION (or botocore's own AWS_DEFAULT_REGION / profile when unset).

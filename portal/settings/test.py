@@ -12,6 +12,9 @@ DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL", "postgres://po
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+# The cache shares the test run's own Redis database (CACHE_REDIS_URL to move it), never the developer's.
+CACHES["default"]["LOCATION"] = env("CACHE_REDIS_URL", CELERY_BROKER_URL)  # noqa: F405
+CACHES["default"]["KEY_PREFIX"] = "portal-test"  # noqa: F405
 PORTAL_LOCAL_MODE = False
 PORTAL_START_RETRY_BACKOFF_MAX = 1
 PORTAL_START_MAX_RETRIES = 2
