@@ -32,7 +32,7 @@ PYTHON = sys.executable
 DB_NAME = os.environ.get("BENCH_DB", "portal_bench")
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
-USERNAME, PASSWORD = "bench.support", secrets.token_urlsafe(16)
+USERNAME, MANAGER, PASSWORD = "bench.support", "bench.manager", secrets.token_urlsafe(16)
 LINK = "https://status.example.com/incidents/bench"
 RESOURCE_ARN = "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"
 
@@ -114,7 +114,7 @@ class Bench:
         from sandbox import demo
 
         demo.seed_bulk_plans(self.sandbox_url, 195)
-        self.manage("shell", "-c", SETUP_PORTAL.format(username=USERNAME, password=PASSWORD))
+        self.manage("shell", "-c", SETUP_PORTAL.format(username=USERNAME, manager=MANAGER, password=PASSWORD))
 
         self.step("gunicorn and a Celery worker")
         bind = self.base_url.removeprefix("http://")
@@ -208,17 +208,22 @@ class Bench:
                 cookies[name] = value
         return response.status, content
 
-    def login(self) -> None:
-        """A real login through the login form; keeps the session and CSRF cookies for the load."""
+    def login_as(self, username: str) -> dict[str, str]:
+        """A real login through the login form; returns the session and CSRF cookies."""
         cookies: dict[str, str] = {}
         _, page = self.request("GET", "/accounts/login/", cookies=cookies)
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-        data = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": USERNAME, "password": PASSWORD})
+        data = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": username, "password": PASSWORD})
         status, _ = self.request("POST", "/accounts/login/", body=data, cookies=cookies)
         if status != 302 or "sessionid" not in cookies:
-            raise RuntimeError(f"Could not log in as the bench user (HTTP {status}).")
-        self.cookies = cookies
+            raise RuntimeError(f"Could not log in as {username} (HTTP {status}).")
+        return cookies
+
+    def login(self) -> None:
+        cookies = self.cookies = self.login_as(USERNAME)
         self.cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+        self.manager_cookies = self.login_as(MANAGER)
+        self.manager_cookie = "; ".join(f"{name}={value}" for name, value in self.manager_cookies.items())
         _, page = self.request("GET", "/declare/", cookies=cookies)
         self.csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
         self.plan_ids = re.findall(r'name="response_plan" value="(\d+)"', page)
@@ -404,6 +409,104 @@ class Bench:
             )
         )
 
+    def measure_history(self) -> None:
+        from bench.seed import seed_history
+
+        for scale in self.scales:
+            self.step(f"history: seeding to {scale:,} declarations")
+            started = time.monotonic()
+            seed_history(total=scale)
+            self.step(f"history: seeded in {time.monotonic() - started:.0f} s; measuring")
+            pages = self.history_paths()
+            seconds = 5 if self.quick else 10
+            env = {"BENCH_COOKIE": self.manager_cookie}
+            history = self.wrk("get.lua", connections=4, seconds=seconds,
+                               env={**env, "BENCH_PATHS": " ".join(pages["history"])})
+            detail = self.wrk("get.lua", connections=4, seconds=seconds,
+                              env={**env, "BENCH_PATHS": " ".join(pages["detail"])})
+            queries = {kind: max(self.count_queries(path) for path in paths) for kind, paths in pages.items()}
+            for kind, figures in (("history", history), ("detail", detail)):
+                ok = figures["p95_us"] <= 60_000 and queries[kind] <= 8 and figures["non_2xx_3xx"] == 0
+                label = ("History page (6 filter/search/sort/page-2 views)" if kind == "history"
+                         else "Declaration detail page")
+                self.rows.append(Row(
+                    f"{label} at {scale:,}",
+                    f"p50 {figures['p50_us'] / 1000:.1f} ms, p95 {figures['p95_us'] / 1000:.1f} ms, "
+                    f"≤ {queries[kind]} SQL queries per page",
+                    "p95 ≤ 60 ms, ≤ 8 queries", "met" if ok else "MISSED"))
+        self.measure_export(self.scales[-1])
+
+    def history_paths(self) -> dict[str, list[str]]:
+        from incidents.models import Declaration, ResponsePlan
+
+        plan = ResponsePlan.objects.order_by("id").first()
+        today = datetime.now(UTC).date()
+        month_ago = today.replace(day=1) if today.day > 1 else today
+        first = f"/declarations/?impact=1&plan={plan.pk}&date_from={month_ago.isoformat()}&date_to={today}"
+        _, page = self.request("GET", "/declarations/", cookies=dict(self.manager_cookies))
+        cursor = re.search(r'href="\?cursor=([^"&]+)', page)
+        history = [
+            "/declarations/",
+            first,
+            "/declarations/?state=failed",
+            "/declarations/?q=checkout",
+            "/declarations/?sort=impact",
+            f"/declarations/?cursor={cursor.group(1)}" if cursor else "/declarations/?sort=-created",
+        ]
+        ids = list(Declaration.objects.order_by("?").values_list("id", flat=True)[:50])
+        return {"history": history, "detail": [f"/declarations/{pk}/" for pk in ids]}
+
+    def count_queries(self, path: str) -> int:
+        from django.contrib.auth import get_user_model
+        from django.db import connection
+        from django.test import Client
+        from django.test.utils import CaptureQueriesContext
+
+        client = Client(HTTP_HOST="127.0.0.1", HTTP_X_FORWARDED_PROTO="https")
+        client.force_login(get_user_model().objects.get(username=MANAGER))
+        client.get(path)  # warm: the session and the plan list are loaded once per process anyway
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(path)
+        if response.status_code != 200:
+            raise RuntimeError(f"{path} answered {response.status_code}")
+        return len(queries)
+
+    def measure_export(self, scale: int) -> None:
+        """Stream the whole CSV while sampling every gunicorn worker's resident memory."""
+        self.step(f"export of {scale:,} declarations")
+        gunicorn = next(p for p in self.processes if "gunicorn" in " ".join(p.args))
+        workers = [int(pid) for pid in Path(f"/proc/{gunicorn.pid}/task/{gunicorn.pid}/children")
+                   .read_text().split()]
+        peak = {pid: 0 for pid in workers}
+        done = False
+
+        def sample() -> None:
+            while not done:
+                for pid in workers:
+                    try:
+                        status = Path(f"/proc/{pid}/status").read_text()
+                    except FileNotFoundError:
+                        continue
+                    rss_kb = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+                    peak[pid] = max(peak[pid], rss_kb)
+                time.sleep(0.02)
+
+        sampler = concurrent.futures.ThreadPoolExecutor(1).submit(sample)
+        connection = http.client.HTTPConnection(self.base_url.removeprefix("http://"), timeout=120)
+        started = time.monotonic()
+        connection.request("GET", "/declarations/export.csv", headers={
+            "X-Forwarded-Proto": "https", "Cookie": self.manager_cookie})
+        response = connection.getresponse()
+        rows = sum(chunk.count(b"\n") for chunk in iter(lambda: response.read(1 << 16), b""))
+        elapsed = time.monotonic() - started
+        done = True
+        sampler.result()
+        peak_mb = max(peak.values()) / 1024
+        ok = elapsed <= 30 and peak_mb <= 150 and rows >= scale
+        self.rows.append(Row(f"CSV export of {scale:,} declarations",
+                             f"{rows - 1:,} rows in {elapsed:.1f} s, peak worker memory {peak_mb:.0f} MB",
+                             "≤ 30 s, ≤ 150 MB", "met" if ok else "MISSED"))
+
     # --- report -----------------------------------------------------------------------------------------
 
     def report(self) -> str:
@@ -426,6 +529,10 @@ services.response_plans_sync()
 ResponsePlan.objects.update(is_visible=True)
 user = User.objects.create_user(username={username!r}, password={password!r})
 user.groups.add(Group.objects.get(name=roles.SUPPORT))
+manager = User.objects.create_user(username={manager!r}, password={password!r})
+manager.groups.add(Group.objects.get(name=roles.MANAGER))
+for number in range(18):
+    User.objects.create_user(username=f"bench.user{{number:02d}}").groups.add(Group.objects.get(name=roles.SUPPORT))
 """
 
 
@@ -441,6 +548,7 @@ def main() -> None:
         bench.measure_declare()
         bench.measure_click_to_call()
         bench.measure_form_page()
+        bench.measure_history()
     finally:
         bench.stop()
     table = bench.report()
