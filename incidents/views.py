@@ -49,6 +49,7 @@ def declare(request: HttpRequest) -> HttpResponse:
     prefill_notes: list[str] = []
     show_errors = False
     files_dropped = False
+    action = ""
     if request.method == "POST":
         action = request.POST.get("action") or ACTION_DECLARE
         if action == ACTION_DECLARE:
@@ -80,6 +81,7 @@ def declare(request: HttpRequest) -> HttpResponse:
         "formset": formset,
         "show_errors": show_errors,
         "files_dropped": files_dropped,
+        "preview_open": action == ACTION_PREVIEW,
         "prefill_notes": prefill_notes,
         "query": query,
         "plans": selectors.response_plans_search(user=request.user, query=query, keep_pk=plan and plan.pk),
@@ -196,7 +198,7 @@ def _preview_context(request: HttpRequest, form: DeclarationForm, formset, plan:
         impact = None if impact == plan.template_impact else impact
     items: list[selectors.PreviewItem] = []
     left_out = 0
-    for item_form in formset.forms:
+    for item_form in formset.forms if formset.is_bound else []:
         if not item_form.has_changed():
             continue
         item_form.is_valid()
@@ -260,7 +262,7 @@ def _state_steps(declaration: Declaration) -> list[dict]:
         if index < position or (index == position and declaration.state == State.STARTED):
             status = "done"
         elif index == position:
-            status = "current"
+            status = "failed" if declaration.state == State.FAILED else "current"
         else:
             status = "todo"
         steps.append({"label": label, "key": key, "status": status})

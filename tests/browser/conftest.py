@@ -17,7 +17,13 @@ from tests.conftest import ROOT
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 # Violations a person would notice (axe's "serious" and "critical"); "moderate"/"minor" are reported, not fatal.
 BLOCKING_IMPACTS = {"serious", "critical"}
@@ -107,7 +113,10 @@ def assert_accessible(page: Page, label: str) -> None:
     results = Axe().run(page)
     blocking = [
         f"{violation['id']} ({violation['impact']}): {violation['help']} — "
-        + "; ".join(node["target"][0] if isinstance(node["target"][0], str) else str(node["target"]) for node in violation["nodes"][:5])
+        + "; ".join(
+            node["target"][0] if isinstance(node["target"][0], str) else str(node["target"])
+            for node in violation["nodes"][:5]
+        )
         for violation in results.response["violations"]
         if violation["impact"] in BLOCKING_IMPACTS
     ]
