@@ -2,7 +2,6 @@
 test database with the real Celery worker (transactional tests, so that both see committed rows)."""
 
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -49,7 +48,9 @@ class PageProblems:
 
     def __init__(self, page: Page):
         self.messages: list[str] = []
-        page.on("console", lambda message: message.type == "error" and self.messages.append(message.text))
+        page.on(
+            "console", lambda message: message.type == "error" and self.messages.append(f"{message.text} ({page.url})")
+        )
         page.on("pageerror", lambda error: self.messages.append(f"page error: {error}"))
 
     def csp_violations(self) -> list[str]:
@@ -121,7 +122,3 @@ def assert_accessible(page: Page, label: str) -> None:
         if violation["impact"] in BLOCKING_IMPACTS
     ]
     assert blocking == [], f"{label}: " + "\n".join(blocking)
-
-
-def state_text(page: Page) -> str:
-    return re.sub(r"\s+", " ", page.locator("#status .state-badge").inner_text()).strip()

@@ -253,7 +253,7 @@ def test_the_whole_flow_works_without_javascript(page_without_js, live_server, p
     assert [item.kind for item in declaration.related_items.all()] == ["link", "file", "resource"]
     for _ in range(100):
         page.reload()
-        if page.locator(STATUS).inner_text() == "Started":
+        if page.locator(STATUS).text_content() == "Started":
             break
         page.wait_for_timeout(200)
     expect(page.locator(STATUS)).to_have_text("Started")
