@@ -11,10 +11,6 @@ from playwright.sync_api import Page, sync_playwright
 
 from tests.conftest import ROOT
 
-# Playwright's sync API keeps an event loop running in the test thread; Django's ORM calls made by the tests are
-# still synchronous, as everywhere else in the suite.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -35,12 +31,22 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.django_db(transaction=True))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    """One Chromium for all browser tests, closed when they are done.
+
+    Playwright's sync API keeps an event loop running in the test thread, which Django's async-safety check
+    mistakes for async code; the tests' ORM calls are synchronous, so the check is lifted while Chromium is open
+    (and only then: subprocesses started later, such as `manage.py check --deploy`, must not inherit it).
+    """
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 class PageProblems:
