@@ -92,8 +92,11 @@ def test_a_declaration_with_a_link_an_arn_and_a_file_reaches_started_live(page, 
     assert stored["Body"].read() == timeline.read_bytes()
 
 
-def test_mistakes_are_shown_at_the_field_as_you_type_and_nothing_is_stored(page, live_server, plans, sandbox):
+def test_mistakes_are_shown_at_the_field_as_you_type_and_nothing_is_stored(page, live_server, plans, sandbox, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("first responder notes\n")
     open_declare(page, live_server)
+    add_item(page, "file", file=str(notes))
     value = page.locator("[data-item-row] input[data-validate=value]").first
     value.fill("arn:aws:ec2:us-east-1:12345:instance/i-1")
     page.locator("[data-item-row] select").first.select_option("resource")
@@ -116,6 +119,9 @@ def test_mistakes_are_shown_at_the_field_as_you_type_and_nothing_is_stored(page,
     assert_accessible(page, "declare page with errors")
     summary.get_by_role("link", name=re.compile("Related item 1")).click()
     expect(page.locator("#id_items-0-value")).to_be_focused()
+    # The file chosen before the page came back with errors is still chosen.
+    assert page.locator("#id_items-1-file").evaluate("input => input.files[0].name") == "notes.txt"
+    expect(page.locator("[data-item-row]").nth(1).locator("[data-file-label]")).to_have_text("notes.txt · 22 bytes")
 
     assert Declaration.objects.count() == 0
     assert sandbox.calls() == []
@@ -186,6 +192,15 @@ def test_a_link_can_open_the_form_filled_in(page, live_server, plans):
     expect(page.locator("#title-source")).to_have_text("Your own — overrides the plan's")
     expect(page.locator("input[name=impact][value='1']")).to_be_checked()
     expect(page.locator("#impact-override")).to_be_visible()
+
+    # The impact is chosen with the keyboard like any radio group, and the form keeps saying what overrides what.
+    page.locator("input[name=impact][value='1']").focus()
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("input[name=impact][value='2']")).to_be_checked()
+    expect(page.locator("#impact-source")).to_have_text("From the plan")
+    expect(page.locator("#impact-override")).to_be_hidden()
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#impact-override")).to_contain_text("yours (3 – Medium) overwrites it")
 
     # By the plan's portal number too; values that cannot be used are said, not silently dropped.
     open_declare(page, live_server, f"?plan={plans['website-outage'].pk}&impact=9")
