@@ -12,6 +12,8 @@ from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -162,8 +164,11 @@ def _plan_context(request: HttpRequest, plan: ResponsePlan | None) -> dict:
         .filter(pk__in=[declaration.pk for declaration in recent])
         .values_list("pk", flat=True)
     )
+    now = timezone.now()
     for declaration in recent:
         declaration.viewer_may_open = declaration.pk in openable
+        minutes = int((now - declaration.created_at).total_seconds() // 60)
+        declaration.age = "just now" if minutes < 1 else f"{minutes} minute{pluralize(minutes)} ago"
     return {
         "recent_declarations": recent,
         "duplicate_window": settings.PORTAL_DUPLICATE_WINDOW_MINUTES,
