@@ -21,6 +21,9 @@ from .models import IMPACT_DESCRIPTIONS, Declaration, Impact, RelatedItem, Respo
 from .selectors import DEFAULT_SORT, HistoryFilters
 from .services import RelatedItemInput
 
+# Django's max_length message, worded as the browser's check words it.
+TITLE_TOO_LONG = validators.MESSAGES["title_too_long"].format(limit="%(limit_value)d", length="%(show_value)d")
+
 
 class ResponsePlanChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: ResponsePlan) -> str:
@@ -28,7 +31,7 @@ class ResponsePlanChoiceField(forms.ModelChoiceField):
 
 
 def impact_choices() -> list[tuple[str, str]]:
-    return [("", "Use the response plan's impact")] + [
+    return [
         (str(impact.value), f"{impact.value} – {impact.label}: {IMPACT_DESCRIPTIONS[impact.value]}")
         for impact in Impact
     ]
@@ -49,7 +52,8 @@ class DeclarationForm(forms.Form):
         max_length=validators.TITLE_MAX_LENGTH,
         validators=[validators.reject_control_characters],
         help_text="Leave empty to use the response plan's title.",
-        error_messages={"max_length": "A title can be at most %(limit_value)d characters (it has %(show_value)d)."},
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        error_messages={"max_length": TITLE_TOO_LONG},
     )
     impact = forms.TypedChoiceField(
         required=False,
@@ -57,7 +61,7 @@ class DeclarationForm(forms.Form):
         empty_value=None,
         choices=impact_choices,
         widget=forms.RadioSelect,
-        help_text="Leave on the plan's impact unless you know better.",
+        help_text="The plan's impact is chosen for you; change it only if this incident is worse or milder.",
         error_messages={"invalid_choice": "Choose an impact from 1 (critical) to 5 (no impact)."},
     )
 
@@ -66,6 +70,17 @@ class DeclarationForm(forms.Form):
         self.fields["response_plan"].queryset = selectors.response_plans_available_to(user=user)
         if not self.is_bound:
             self.initial.setdefault("idempotency_key", uuid.uuid4().hex)
+
+    def clean(self):
+        cleaned = super().clean()
+        plan = cleaned.get("response_plan")
+        if plan:
+            # The plan's own value is not an overwrite: leave it to the plan, as if the field were empty.
+            if cleaned.get("title") == plan.template_title:
+                cleaned["title"] = ""
+            if cleaned.get("impact") == plan.template_impact:
+                cleaned["impact"] = None
+        return cleaned
 
     def clean_idempotency_key(self) -> str:
         key = self.cleaned_data["idempotency_key"]
@@ -84,7 +99,7 @@ class RelatedItemForm(forms.Form):
         required=False,
         max_length=validators.RELATED_ITEM_TITLE_MAX_LENGTH,
         validators=[validators.reject_control_characters],
-        error_messages={"max_length": "A title can be at most %(limit_value)d characters (it has %(show_value)d)."},
+        error_messages={"max_length": TITLE_TOO_LONG},
     )
 
     def clean(self):
@@ -92,7 +107,7 @@ class RelatedItemForm(forms.Form):
         kind, value, upload = cleaned.get("kind"), cleaned.get("value", ""), cleaned.get("file")
         if kind == RelatedItem.Kind.FILE:
             if not upload:
-                self.add_error("file", "Choose a file to attach, or remove this row.")
+                self.add_error("file", validators.MESSAGES["file_missing"])
             else:
                 try:
                     validators.validate_upload(upload)
@@ -101,7 +116,7 @@ class RelatedItemForm(forms.Form):
         elif kind in (RelatedItem.Kind.LINK, RelatedItem.Kind.RESOURCE):
             validate = validators.related_item_value_validator(kind)
             if not value:
-                self.add_error("value", "Enter the link or ARN, or remove this row.")
+                self.add_error("value", validators.MESSAGES["value_missing"])
             else:
                 try:
                     validate(value)
@@ -122,7 +137,9 @@ class BaseRelatedItemFormSet(forms.BaseFormSet):
             return
         files = sum(1 for form in self.filled_forms() if form.cleaned_data["kind"] == RelatedItem.Kind.FILE)
         if files > settings.PORTAL_MAX_FILES:
-            raise ValidationError(f"Attach at most {settings.PORTAL_MAX_FILES} files (there are {files}).")
+            raise ValidationError(
+                validators.MESSAGES["too_many_files"].format(limit=settings.PORTAL_MAX_FILES, count=files)
+            )
 
     def filled_forms(self) -> list[RelatedItemForm]:
         return [form for form in self.forms if form.has_changed() and form.cleaned_data]
@@ -134,7 +151,7 @@ class BaseRelatedItemFormSet(forms.BaseFormSet):
 RelatedItemFormSet = forms.formset_factory(
     RelatedItemForm,
     formset=BaseRelatedItemFormSet,
-    extra=3,
+    extra=1,
     max_num=validators.RELATED_ITEMS_MAX,
     validate_max=True,
     # Above max_num so that too many rows is reported, never silently truncated.
@@ -142,7 +159,7 @@ RelatedItemFormSet = forms.formset_factory(
 )
 RelatedItemFormSet.default_error_messages = {
     **forms.BaseFormSet.default_error_messages,
-    "too_many_forms": f"An incident can have at most {validators.RELATED_ITEMS_MAX} related items.",
+    "too_many_forms": validators.MESSAGES["too_many_items"].format(limit=validators.RELATED_ITEMS_MAX),
 }
 
 
@@ -602,3 +619,62 @@ class ApiTokenForm(forms.Form):
     def expires_at(self) -> datetime | None:
         days = self.cleaned_data.get("expires_in_days")
         return timezone.now() + timedelta(days=days) if days else None
+
+
+# --- Prefill by URL --------------------------------------------------------------------------------------
+
+
+def declaration_initial_from_query(params, *, user) -> tuple[dict, list[str]]:
+    """Initial values from `/declare/?plan=…&title=…&impact=…` (runbooks, bookmarks), and a note for each value
+    that could not be used. The plan may be named by its AWS name or its portal number."""
+    initial: dict = {}
+    notes: list[str] = []
+    reference = (params.get("plan") or params.get("response_plan") or "").strip()
+    plan = None
+    if reference:
+        plan = selectors.response_plan_find_for(user=user, reference=reference)
+        if plan is None:
+            notes.append(f"The response plan “{reference[:100]}” is not available to you; choose one below.")
+        else:
+            initial["response_plan"] = plan.pk
+    title = params.get("title")
+    if title is not None:
+        title = title.strip()
+        try:
+            validators.reject_control_characters(title)
+            if len(title) > validators.TITLE_MAX_LENGTH:
+                raise ValidationError(
+                    TITLE_TOO_LONG % {"limit_value": validators.TITLE_MAX_LENGTH, "show_value": len(title)}
+                )
+        except ValidationError as exc:
+            notes.append(f"The title in the link was not used: {exc.messages[0]}")
+        else:
+            initial["title"] = title
+    impact = params.get("impact")
+    if impact not in (None, ""):
+        if impact.strip() in {str(choice.value) for choice in Impact}:
+            initial["impact"] = int(impact)
+        else:
+            notes.append(
+                f"The impact “{impact[:20]}” in the link was not used: choose one from 1 (critical) to 5 (no impact)."
+            )
+    if plan is not None:
+        # What the person did not set comes from the plan, shown as defaults they can overwrite.
+        initial.setdefault("title", plan.template_title)
+        initial.setdefault("impact", plan.template_impact)
+    return initial, notes
+
+
+def declaration_fingerprint(form: DeclarationForm, formset: BaseRelatedItemFormSet) -> str:
+    """A digest of what was asked for, so that a reused idempotency key with other values is refused, not
+    answered with an unrelated declaration."""
+    data = form.cleaned_data
+    items = []
+    for item_form in formset.filled_forms():
+        cleaned = item_form.cleaned_data
+        upload = cleaned.get("file")
+        items.append(
+            [cleaned["kind"], cleaned.get("value", ""), cleaned.get("title", ""), upload and [upload.name, upload.size]]
+        )
+    payload = [data["response_plan"].pk, data["title"], data["impact"], items]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

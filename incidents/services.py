@@ -202,7 +202,7 @@ def _related_item_from_input(item: RelatedItemInput, position: int, client_token
     # The type follows the (checked) extension, never the browser's claim.
     content_type = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
     bucket = settings.PORTAL_S3_BUCKET
-    key = f"declarations/{client_token}/{position:03d}-{file_name}"
+    key = selectors.attachment_key(client_token=client_token, position=position, file_name=file_name)
     upload.seek(0)
     try:
         aws.upload_attachment(bucket=bucket, key=key, body=upload, content_type=content_type)

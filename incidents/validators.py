@@ -1,13 +1,14 @@
-"""The rules a declaration must satisfy, shared by the web form and the API.
+"""The rules a declaration must satisfy, shared by the web form, the API and the browser.
 
 Limits come from botocore's model of StartIncident (via `aws.start_incident_limits`), so that a person gets a
-clear error at the field instead of an AWS ValidationException later.
+clear error at the field instead of an AWS ValidationException later. `client_rules()` hands the very same
+patterns, limits and messages to the declare page's script, so that checking as you type agrees with the server.
 """
 
 import re
 import unicodedata
 from pathlib import PurePosixPath
-from urllib.parse import urlsplit
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -26,31 +27,56 @@ TRIGGER_SOURCE_MAX_LENGTH: int = LIMITS["trigger_source_max_length"]
 TRIGGER_RAW_DATA_MAX_LENGTH: int = LIMITS["trigger_raw_data_max_length"]
 ARN_RE = re.compile(LIMITS["arn_pattern"])
 
-_url_validator = URLValidator(schemes=["http", "https"])
+LINK_SCHEMES = ("http", "https")
+# What counts as a URL's scheme (RFC 3986 §3.1); written so that Python and JavaScript read it the same way.
+SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+# Unicode category Cc (C0 and C1 controls), except the tab.
+CONTROL_CHARACTERS_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+UNSAFE_FILE_NAME_CHARACTERS_RE = re.compile(r"[^A-Za-z0-9._ -]")
+FILE_NAME_MAX_LENGTH = 200
+HOSTNAME_MAX_LENGTH = 253  # what Django's URLValidator allows (RFC 1034)
+
+_url_validator = URLValidator(schemes=list(LINK_SCHEMES))
+
+# Every message a person can get about a related item, with {placeholders}; the browser formats the same ones.
+MESSAGES = {
+    "control_characters": "Remove the control characters (such as line breaks) from this text.",
+    "title_too_long": "A title can be at most {limit} characters (it has {length}).",
+    "link_too_long": "A link can be at most {limit} characters (it has {length}).",
+    "link_scheme": "Only http:// and https:// links can be attached, not {scheme}: links.",
+    "link_invalid": "Enter a complete web address starting with https:// or http://, such as https://status.example.com.",
+    "arn_too_long": "An ARN can be at most {limit} characters (it has {length}).",
+    "arn_invalid": "Enter an AWS resource ARN, such as arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1234.",
+    "value_missing": "Enter the link or ARN, or remove this row.",
+    "file_missing": "Choose a file to attach, or remove this row.",
+    "file_empty": "“{name}” is empty; attach a file with content.",
+    "file_too_big": "“{name}” is {size}; files can be at most {limit}.",
+    "file_type": "“{name}” is not an allowed type. Allowed: {allowed}.",
+    "too_many_files": "Attach at most {limit} files (there are {count}).",
+    "too_many_items": "An incident can have at most {limit} related items.",
+}
 
 
 def reject_control_characters(value: str) -> None:
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\t" for ch in value):
-        raise ValidationError("Remove the control characters (such as line breaks) from this text.")
+    if CONTROL_CHARACTERS_RE.search(value):
+        raise ValidationError(MESSAGES["control_characters"])
 
 
 def validate_link_url(value: str) -> None:
     if len(value) > URL_MAX_LENGTH:
-        raise ValidationError(f"A link can be at most {URL_MAX_LENGTH} characters (it has {len(value)}).")
-    scheme = urlsplit(value).scheme.lower()
-    if scheme and scheme not in ("http", "https"):
-        raise ValidationError(f"Only http:// and https:// links can be attached, not {scheme}: links.")
+        raise ValidationError(MESSAGES["link_too_long"].format(limit=URL_MAX_LENGTH, length=len(value)))
+    match = SCHEME_RE.match(value)
+    if match and match[1].lower() not in LINK_SCHEMES:
+        raise ValidationError(MESSAGES["link_scheme"].format(scheme=match[1].lower()))
     try:
         _url_validator(value)
     except ValidationError:
-        raise ValidationError(
-            "Enter a complete web address starting with https:// or http://, such as https://status.example.com."
-        ) from None
+        raise ValidationError(MESSAGES["link_invalid"]) from None
 
 
 def validate_arn(value: str, *, what: str, example: str) -> None:
     if len(value) > ARN_MAX_LENGTH:
-        raise ValidationError(f"An ARN can be at most {ARN_MAX_LENGTH} characters (it has {len(value)}).")
+        raise ValidationError(MESSAGES["arn_too_long"].format(limit=ARN_MAX_LENGTH, length=len(value)))
     if not ARN_RE.fullmatch(value):
         raise ValidationError(f"Enter {what}, such as {example}.")
 
@@ -98,25 +124,26 @@ def safe_file_name(name: str) -> str:
     """The last path component, stripped of anything that could travel outside a key or a header."""
     base = PurePosixPath(name.replace("\\", "/")).name
     base = unicodedata.normalize("NFKC", base)
-    base = re.sub(r"[^A-Za-z0-9._ -]", "_", base).strip(" .")
-    return base[:200] or "attachment"
+    base = UNSAFE_FILE_NAME_CHARACTERS_RE.sub("_", base).strip(" .")
+    return base[:FILE_NAME_MAX_LENGTH] or "attachment"
+
+
+def allowed_extensions_label() -> str:
+    return ", ".join("." + extension for extension in settings.PORTAL_ALLOWED_FILE_EXTENSIONS)
 
 
 def validate_upload(upload) -> None:
-    name = upload.name or ""
+    name = safe_file_name(upload.name or "")
     if upload.size == 0:
-        raise ValidationError(f"“{safe_file_name(name)}” is empty; attach a file with content.")
+        raise ValidationError(MESSAGES["file_empty"].format(name=name))
     max_bytes = settings.PORTAL_MAX_FILE_BYTES
     if upload.size > max_bytes:
         raise ValidationError(
-            f"“{safe_file_name(name)}” is {human_size(upload.size)}; files can be at most {human_size(max_bytes)}."
+            MESSAGES["file_too_big"].format(name=name, size=human_size(upload.size), limit=human_size(max_bytes))
         )
-    extension = PurePosixPath(safe_file_name(name)).suffix.lower().lstrip(".")
-    allowed = settings.PORTAL_ALLOWED_FILE_EXTENSIONS
-    if extension not in allowed:
-        raise ValidationError(
-            f"“{safe_file_name(name)}” is not an allowed type. Allowed: {', '.join('.' + e for e in allowed)}."
-        )
+    extension = PurePosixPath(name).suffix.lower().lstrip(".")
+    if extension not in settings.PORTAL_ALLOWED_FILE_EXTENSIONS:
+        raise ValidationError(MESSAGES["file_type"].format(name=name, allowed=allowed_extensions_label()))
 
 
 def human_size(size: int) -> str:
@@ -125,3 +152,33 @@ def human_size(size: int) -> str:
             return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}".replace(".0 ", " ")
         size /= 1024
     raise AssertionError("unreachable")
+
+
+def _javascript_pattern(pattern: re.Pattern) -> str:
+    # Python's end-of-string anchor \Z is JavaScript's $ (without the multiline flag); the rest is shared syntax.
+    return pattern.pattern.replace(r"\Z", "$")
+
+
+def client_rules() -> dict[str, Any]:
+    """The related-item rules, as data for the declare page's script (never re-typed in JavaScript)."""
+    return {
+        "messages": MESSAGES,
+        "title_max_length": TITLE_MAX_LENGTH,
+        "item_title_max_length": RELATED_ITEM_TITLE_MAX_LENGTH,
+        "url_max_length": URL_MAX_LENGTH,
+        "url_pattern": _javascript_pattern(_url_validator.regex),
+        "url_unsafe_characters": "".join(sorted(_url_validator.unsafe_chars)),
+        "url_hostname_max_length": HOSTNAME_MAX_LENGTH,
+        "link_schemes": list(LINK_SCHEMES),
+        "scheme_pattern": SCHEME_RE.pattern,
+        "arn_max_length": ARN_MAX_LENGTH,
+        "arn_pattern": ARN_RE.pattern,
+        "control_characters_pattern": CONTROL_CHARACTERS_RE.pattern,
+        "items_max": RELATED_ITEMS_MAX,
+        "max_file_bytes": settings.PORTAL_MAX_FILE_BYTES,
+        "max_files": settings.PORTAL_MAX_FILES,
+        "allowed_extensions": list(settings.PORTAL_ALLOWED_FILE_EXTENSIONS),
+        "allowed_extensions_label": allowed_extensions_label(),
+        "unsafe_file_name_pattern": UNSAFE_FILE_NAME_CHARACTERS_RE.pattern,
+        "file_name_max_length": FILE_NAME_MAX_LENGTH,
+    }

@@ -248,6 +248,8 @@ PORTAL_ALLOWED_FILE_EXTENSIONS = env_list(
     "PORTAL_ALLOWED_FILE_EXTENSIONS",
     ["txt", "log", "json", "csv", "pdf", "png", "jpg", "jpeg", "gif", "har", "yaml", "yml", "zip", "gz"],
 )
+# The declare page warns about declarations of the same plan made within this many minutes.
+PORTAL_DUPLICATE_WINDOW_MINUTES = env_int("PORTAL_DUPLICATE_WINDOW_MINUTES", 60)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000

@@ -66,7 +66,7 @@ def test_documented_request_fields_are_the_ones_the_api_accepts():
     assert schemas["StartIncidentRequest"]["properties"]["title"]["maxLength"] == 200  # botocore's IncidentTitle
 
 
-def test_the_reference_page_is_readable_without_logging_in_and_without_scripts(client):
+def test_the_reference_page_is_readable_without_logging_in_and_without_inline_scripts(client):
     assert client.get("/api/")["Location"] == "/api/docs/"
     response = client.get("/api/docs/")
     assert response.status_code == 200
@@ -77,7 +77,9 @@ def test_the_reference_page_is_readable_without_logging_in_and_without_scripts(c
         assert field in page
     for code in api.ERROR_STATUS:
         assert code in page
-    assert "<script" not in page and "style=" not in page
+    # The site's own scripts load from static files; the reference itself needs none, and nothing is inline.
+    assert re.findall(r"<script(?![^>]*\bsrc=)", page) == []
+    assert "style=" not in page
 
 
 # Built from the same dict that /api/openapi.json serves (the first test above checks they are equal), and

@@ -1,0 +1,275 @@
+"""The declare page's guidance: plan search and defaults, prefill by URL, duplicate guard, preview, htmx fragments."""
+
+import html
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from incidents import aws, selectors, services
+from incidents.models import Declaration
+from tests.helpers import declare_post
+
+DECLARE = reverse("incidents:declare")
+HTMX = {"HTTP_HX_REQUEST": "true"}
+INSTANCE_ARN = "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1234def567890"
+pytestmark = pytest.mark.django_db
+
+
+def htmx(target: str) -> dict:
+    return {**HTMX, "HTTP_HX_TARGET": target}
+
+
+def checked_plan(page: str) -> str | None:
+    match = re.search(r'<input type="radio" name="response_plan" value="(\d+)"[^>]*checked', page)
+    return match and match[1]
+
+
+def test_a_link_names_the_plan_title_and_impact(support_client, plans):
+    page = support_client.get(DECLARE, {"plan": "payments-degraded", "title": "Card payments time out", "impact": "1"})
+    page = page.content.decode()
+    assert checked_plan(page) == str(plans["payments-degraded"].pk)
+    assert 'value="Card payments time out"' in page
+    assert re.search(r'name="impact" value="1"[^>]*checked', page)
+    assert "Your own — overrides the plan's" in page
+    assert "Differs from the plan:" in page
+
+
+def test_a_link_with_only_the_plan_shows_its_defaults_as_from_the_plan(support_client, plans):
+    plan = plans["website-outage"]
+    page = support_client.get(DECLARE, {"plan": str(plan.pk)}).content.decode()
+    assert checked_plan(page) == str(plan.pk)
+    assert f'value="{plan.template_title}"' in page
+    assert re.search(r'name="impact" value="1"[^>]*checked', page)
+    assert 'id="title-source" data-source="plan"' in page
+    assert "No declaration of this plan in the last 60 minutes." in page
+
+
+@pytest.mark.parametrize(
+    ("query", "note"),
+    [
+        ({"plan": "no-such-plan"}, "The response plan “no-such-plan” is not available to you"),
+        ({"plan": "website-outage", "impact": "9"}, "The impact “9” in the link was not used"),
+        ({"plan": "website-outage", "title": "x" * 201}, "A title can be at most 200 characters (it has 201)."),
+        ({"plan": "website-outage", "title": "two\nlines"}, "Remove the control characters"),
+    ],
+    ids=["unknown plan", "impact 9", "long title", "control characters"],
+)
+def test_values_in_a_link_that_cannot_be_used_are_flagged(support_client, plans, query, note):
+    page = support_client.get(DECLARE, query).content.decode()
+    assert "Some values in the link you followed were not used" in page
+    assert note in page
+
+
+def test_a_hidden_plan_named_in_a_link_is_not_chosen(support_client, plans):
+    hidden = plans["internal-tooling"]
+    hidden.is_visible = False
+    hidden.save()
+    page = support_client.get(DECLARE, {"plan": "internal-tooling"}).content.decode()
+    assert checked_plan(page) is None
+    assert "is not available to you" in page
+
+
+def test_plan_search_answers_htmx_with_the_matching_options_only(support_client, plans):
+    response = support_client.get(DECLARE, {"q": "payment"}, **htmx("plan-options"))
+    page = response.content.decode()
+    assert "<html" not in page
+    assert "Payments degraded" in page
+    assert "Website outage" not in page
+    # A plan already chosen stays listed (and chosen) whatever the search.
+    chosen = plans["website-outage"].pk
+    page = support_client.get(DECLARE, {"q": "zzz", "response_plan": chosen}, **htmx("plan-options")).content.decode()
+    assert checked_plan(page) == str(chosen)
+    assert "Payments degraded" not in page
+
+
+def test_plan_search_without_javascript_is_a_plain_get(support_client, plans):
+    page = support_client.get(DECLARE, {"q": "security"}).content.decode()
+    assert "<html" in page
+    assert "Security event" in page
+    assert "Data pipeline delay" not in page
+    assert "Show all plans" in page
+
+
+def test_the_duplicate_guard_lists_recent_declarations_of_the_plan(
+    support_client, plans, support_user, other_support_user
+):
+    plan = plans["security-event"]
+    mine, _ = services.declaration_create(declared_by=support_user, response_plan=plan, title="Leaked key")
+    theirs, _ = services.declaration_create(declared_by=other_support_user, response_plan=plan, title="Phishing")
+    old, _ = services.declaration_create(declared_by=support_user, response_plan=plan, title="Last week's")
+    Declaration.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=61))
+    failed, _ = services.declaration_create(declared_by=support_user, response_plan=plan, title="Did not start")
+    Declaration.objects.filter(pk=failed.pk).update(state=Declaration.State.FAILED)
+    services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title="Other plan")
+
+    page = support_client.get(DECLARE, {"plan": plan.pk}, **htmx("plan-summary")).content.decode()
+    assert "<html" not in page
+    assert "2 declarations of this plan in the last 60 minutes" in page
+    assert f'href="/declarations/{mine.pk}/"' in page
+    # Others' declarations are named, but linked only for those who may open them.
+    assert "Phishing" in page
+    assert f'href="/declarations/{theirs.pk}/"' not in page
+    for absent in ("Last week&#x27;s", "Did not start", "Other plan"):
+        assert absent not in page
+
+
+def test_the_duplicate_window_is_configurable(support_client, plans, support_user, settings):
+    settings.PORTAL_DUPLICATE_WINDOW_MINUTES = 5
+    declaration, _ = services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+    Declaration.objects.filter(pk=declaration.pk).update(created_at=timezone.now() - timedelta(minutes=6))
+    page = support_client.get(DECLARE, {"plan": "website-outage"}, **htmx("plan-summary")).content.decode()
+    assert "No declaration of this plan in the last 5 minutes." in page
+
+
+def test_managers_get_links_to_everyones_declarations(client, manager_user, other_support_user, plans):
+    theirs, _ = services.declaration_create(declared_by=other_support_user, response_plan=plans["website-outage"])
+    client.force_login(manager_user)
+    page = client.get(DECLARE, {"plan": "website-outage"}, **htmx("plan-summary")).content.decode()
+    assert f'href="/declarations/{theirs.pk}/"' in page
+
+
+def preview_of(client, data) -> dict:
+    response = client.post(DECLARE, {**data, "action": "preview"}, **htmx("preview"))
+    page = response.content.decode()
+    assert "<html" not in page
+    return json.loads(html.unescape(re.search(r"<pre[^>]*><code>(.*?)</code></pre>", page, re.S)[1]))
+
+
+def test_the_preview_is_what_the_worker_will_send(support_client, plans, support_user):
+    plan = plans["website-outage"]
+    items = [
+        {"kind": "link", "value": "https://status.example.com/incidents/42", "title": "Status page"},
+        {"kind": "resource", "value": INSTANCE_ARN},
+    ]
+    data = declare_post(plan, title="Checkout returns 500", impact=2, items=items)
+    data["items-2-kind"], data["items-2-file_name"], data["items-TOTAL_FORMS"] = "file", "timeline.txt", "3"
+    preview = preview_of(support_client, data)
+    assert preview["clientToken"] == selectors.ASSIGNED_ON_SUBMIT
+    assert preview["relatedItems"][2] == {
+        "identifier": {
+            "type": "ATTACHMENT",
+            "value": {
+                "arn": "arn:aws:s3:::incident-portal-attachments/declarations/<assigned on submit>/002-timeline.txt"
+            },
+        },
+        "title": "timeline.txt",
+    }
+
+    declaration, _ = services.declaration_create(
+        declared_by=support_user,
+        response_plan=plan,
+        title="Checkout returns 500",
+        impact=2,
+        related_items=[services.RelatedItemInput(**item) for item in items],
+    )
+    sent = json.loads(json.dumps(selectors.declaration_start_request(declaration), default=str))
+    # Apart from what only exists once stored, the preview is the request, key for key.
+    for request in (preview, sent):
+        request.pop("clientToken")
+        request["relatedItems"] = request["relatedItems"][:2]
+        trigger = request.pop("triggerDetails")
+        assert trigger["source"] == "com.example.incident-portal"
+        assert json.loads(trigger["rawData"])["declaredBy"] == "sam.support"
+    assert preview == sent
+
+
+def test_the_plans_own_title_and_impact_are_left_to_the_plan(support_client, plans, sandbox):
+    plan = plans["payments-degraded"]
+    data = declare_post(plan, title=plan.template_title, impact=plan.template_impact)
+    preview = preview_of(support_client, data)
+    assert "title" not in preview and "impact" not in preview
+    support_client.post(DECLARE, data)
+    declaration = Declaration.objects.get()
+    assert declaration.title == "" and declaration.impact is None
+
+
+def test_the_preview_leaves_out_items_not_yet_valid(support_client, plans):
+    data = declare_post(plans["website-outage"], items=[{"kind": "resource", "value": "notanarn"}])
+    response = support_client.post(DECLARE, {**data, "action": "preview"}, **htmx("preview"))
+    assert "1 related item is left out until it is complete and valid." in response.content.decode()
+
+
+def test_adding_a_row_without_javascript_keeps_what_was_entered(support_client, plans, sandbox):
+    data = declare_post(
+        plans["website-outage"], title="Checkout 500s", items=[{"kind": "link", "value": "javascript:alert(1)"}]
+    )
+    page = support_client.post(DECLARE, {**data, "action": "add-row"}).content.decode()
+    assert 'name="items-TOTAL_FORMS" value="2"' in page
+    assert 'value="Checkout 500s"' in page
+    assert 'value="javascript:alert(1)"' in page
+    assert 'id="id_items-1-value"' in page
+    # Nothing is judged (or stored) until the person declares.
+    assert "Nothing was declared yet" not in page
+    assert Declaration.objects.count() == 0
+
+
+def test_an_htmx_submit_is_redirected_by_htmx(support_client, plans, sandbox):
+    response = support_client.post(DECLARE, declare_post(plans["website-outage"]), **htmx("declare-body"))
+    declaration = Declaration.objects.get()
+    assert response["HX-Redirect"] == f"/declarations/{declaration.pk}/"
+
+
+def test_an_htmx_submit_with_errors_gets_the_form_back_with_its_summary(support_client, plans, sandbox):
+    response = support_client.post(DECLARE, declare_post(None, title="x" * 201), **htmx("declare-body"))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in page
+    assert 'id="error-summary"' in page
+    assert 'href="#id_title"' in page
+    assert Declaration.objects.count() == 0
+
+
+def test_the_same_form_sent_twice_makes_one_declaration(support_client, plans, sandbox):
+    data = declare_post(plans["website-outage"], title="Checkout down")
+    first = support_client.post(DECLARE, data)
+    second = support_client.post(DECLARE, data)
+    assert first["Location"] == second["Location"]
+    assert Declaration.objects.count() == 1
+
+
+def test_a_form_reused_with_other_values_is_refused(support_client, plans, sandbox):
+    data = declare_post(plans["website-outage"], title="Checkout down")
+    support_client.post(DECLARE, data)
+    page = support_client.post(DECLARE, {**data, "title": "Something else"}).content.decode()
+    assert "This form was already used to declare an incident with other values." in page
+    assert Declaration.objects.count() == 1
+
+
+def test_the_page_carries_the_servers_rules_for_the_browser(support_client, plans, settings):
+    settings.PORTAL_MAX_FILES = 3
+    page = support_client.get(DECLARE).content.decode()
+    rules = json.loads(re.search(r'<script id="declare-rules" type="application/json">(.*?)</script>', page)[1])
+    assert rules["arn_pattern"] == aws.start_incident_limits()["arn_pattern"]
+    assert rules["max_files"] == 3
+    assert rules["link_schemes"] == ["http", "https"]
+    assert "up to <strong>3</strong>" in page
+
+
+def test_the_live_status_stops_polling_at_a_final_state(support_client, plans, support_user):
+    declaration, _ = services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+    url = declaration.get_absolute_url()
+    polling = support_client.get(url, **htmx("status")).content.decode()
+    assert "<html" not in polling
+    assert 'hx-trigger="every 1s"' in polling
+
+    Declaration.objects.filter(pk=declaration.pk).update(
+        state=Declaration.State.STARTED, incident_record_arn="arn:aws:ssm-incidents::123456789012:incident-record/x/1"
+    )
+    final = support_client.get(url, **htmx("status")).content.decode()
+    assert "hx-trigger" not in final
+    assert "incident-record/x/1" in final
+    assert "https://console.aws.amazon.com/systems-manager/incidents/home" in final
+    # The audit trail is refreshed alongside, out of band.
+    assert 'id="audit-trail" hx-swap-oob="true"' in final
+
+
+def test_every_page_loads_htmx_from_the_projects_static_files_with_a_nonce(support_client, plans):
+    page = support_client.get(DECLARE).content.decode()
+    assert re.search(r'<script src="/static/js/htmx-2\.0\.11\.min\.js" nonce="[^"]+" defer>', page)
+    assert "includeIndicatorStyles&quot;: false" in page or '"includeIndicatorStyles": false' in page
+    assert "style=" not in page
+    assert not re.search(r"<script(?![^>]*(src=|application/json))", page)
