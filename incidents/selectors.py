@@ -8,7 +8,7 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse
 
 from . import aws, roles
-from .models import AuditEvent, Declaration, RelatedItem, ResponsePlan
+from .models import AttachmentState, AuditEvent, Declaration, RelatedItem, ResponsePlan
 
 RELATED_ITEM_TYPES = {
     RelatedItem.Kind.LINK: ("OTHER", "url"),
@@ -58,13 +58,13 @@ def declaration_start_request(declaration: Declaration) -> dict[str, Any]:
         request["title"] = declaration.title
     if declaration.impact:
         request["impact"] = declaration.impact
-    items = []
-    for item in declaration.related_items.all():
-        item_type, value_key = RELATED_ITEM_TYPES[item.kind]
-        related = {"identifier": {"type": item_type, "value": {value_key: item.value}}}
-        if item.title:
-            related["title"] = item.title
-        items.append(related)
+    # Files still waiting for S3 are left out: the incident must not wait for them (they are attached later).
+    items = [
+        related_item_for_aws(item)
+        for item in declaration.related_items.exclude(
+            attachment_state__in=[AttachmentState.PENDING, AttachmentState.FAILED]
+        )
+    ]
     if items:
         request["relatedItems"] = items
     raw_data = json.dumps(
@@ -81,3 +81,41 @@ def declaration_start_request(declaration: Declaration) -> dict[str, Any]:
         "rawData": raw_data[: aws.start_incident_limits()["trigger_raw_data_max_length"]],
     }
     return request
+
+
+# --- Issue 6: attachments -------------------------------------------------------------------------------
+
+
+def related_item_for_aws(item: RelatedItem) -> dict[str, Any]:
+    """One related item as StartIncident and UpdateRelatedItems take it."""
+    item_type, value_key = RELATED_ITEM_TYPES[item.kind]
+    related: dict[str, Any] = {"identifier": {"type": item_type, "value": {value_key: item.value}}}
+    if item.title:
+        related["title"] = item.title
+    return related
+
+
+def declaration_files(*, declaration: Declaration) -> QuerySet[RelatedItem]:
+    return declaration.related_items.filter(kind=RelatedItem.Kind.FILE).defer("pending_content").order_by("position")
+
+
+def declaration_file_get_for(*, user, declaration_id: int, item_id: int) -> RelatedItem | None:
+    """A file of a declaration the person may see, only once it is in S3."""
+    declaration = declaration_get_for(user=user, declaration_id=declaration_id)
+    if declaration is None:
+        return None
+    return (
+        declaration_files(declaration=declaration)
+        .filter(pk=item_id, attachment_state__in=[AttachmentState.STORED, AttachmentState.ATTACHED])
+        .first()
+    )
+
+
+def file_download_url(*, item: RelatedItem) -> str:
+    """A presigned GET valid for at most PORTAL_DOWNLOAD_URL_SECONDS (≤ 5 minutes); the bucket stays private."""
+    return aws.presigned_download_url(
+        bucket=item.s3_bucket,
+        key=item.s3_key,
+        file_name=item.file_name,
+        expires_in=min(settings.PORTAL_DOWNLOAD_URL_SECONDS, 300),
+    )

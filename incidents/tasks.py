@@ -5,7 +5,7 @@ import random
 from celery import shared_task
 from django.conf import settings
 
-from . import services
+from . import health, services
 
 
 def retry_countdown(retries: int) -> float:
@@ -22,3 +22,24 @@ def start_declaration(self, declaration_id: int) -> None:
         services.declaration_start(declaration_id=declaration_id, final_attempt=self.request.retries >= max_retries)
     except services.StartRetryable as exc:
         raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True)
+def attach_pending_files(self, declaration_id: int) -> None:
+    """Upload the files S3 refused at declaration time and add them to the incident."""
+    final = self.request.retries >= settings.PORTAL_ATTACH_MAX_RETRIES
+    try:
+        services.declaration_attach_pending_files(declaration_id=declaration_id, final_attempt=final)
+    except services.AttachmentRetryable as exc:
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def sweep_declarations() -> int:
+    """The outbox sweeper, run by beat: re-dispatch what sits queued or starting for too long."""
+    return services.declarations_sweep().total
+
+
+@shared_task(ignore_result=True, expires=60)
+def record_worker_heartbeat() -> None:
+    health.worker_heartbeat_record()

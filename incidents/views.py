@@ -3,11 +3,13 @@
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import roles, selectors, services, validators
+from . import health, roles, selectors, services, validators
 from .forms import DeclarationForm, RelatedItemFormSet
 from .models import IMPACT_DESCRIPTIONS, Impact
 
@@ -71,7 +73,8 @@ def declaration_detail(request: HttpRequest, declaration_id: int) -> HttpRespons
         "incidents/declaration_detail.html",
         {
             "declaration": declaration,
-            "related_items": declaration.related_items.all(),
+            "related_items": declaration.related_items.defer("pending_content"),
+            "files": selectors.declaration_files(declaration=declaration),
             "audit_events": selectors.declaration_audit_trail(declaration=declaration),
             "impact_description": IMPACT_DESCRIPTIONS[declaration.effective_impact],
             "impact_label": Impact(declaration.effective_impact).label,
@@ -96,3 +99,26 @@ def declaration_retry(request: HttpRequest, declaration_id: int) -> HttpResponse
     else:
         messages.success(request, "Queued again with the same client token; AWS will not start it twice.")
     return redirect(declaration)
+
+
+# --- Issue 6: file downloads and health ---------------------------------------------------------------
+
+
+@require_GET
+def declaration_file(request: HttpRequest, declaration_id: int, item_id: int) -> HttpResponse:
+    """Send the person to a presigned S3 link valid for at most 5 minutes; the bucket itself is never public."""
+    item = selectors.declaration_file_get_for(user=request.user, declaration_id=declaration_id, item_id=item_id)
+    if item is None:
+        raise Http404("No such file is visible to you.")
+    response = redirect(selectors.file_download_url(item=item))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Database, Redis, worker heartbeat and AWS reachability, for load balancers and monitors (no login)."""
+    healthy, report = health.health_report()
+    return JsonResponse(report, status=200 if healthy else 503)

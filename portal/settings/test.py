@@ -3,7 +3,7 @@
 import dj_database_url
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, env_int
 
 SECRET_KEY = "test-only-not-secret"  # noqa: S105
 DEBUG = False
@@ -14,5 +14,6 @@ STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.Static
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 PORTAL_LOCAL_MODE = False
 PORTAL_START_RETRY_BACKOFF_MAX = 1
-PORTAL_START_MAX_RETRIES = 2
+PORTAL_START_MAX_RETRIES = env_int("PORTAL_START_MAX_RETRIES", 2)
+PORTAL_RATE_LIMIT_REDIS_URL = env("PORTAL_RATE_LIMIT_REDIS_URL", CELERY_BROKER_URL)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
