@@ -91,6 +91,8 @@ def _client(service: str):
                 read_timeout=settings.AWS_READ_TIMEOUT,
                 retries={"mode": "standard", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
                 s3={"addressing_style": "path"},
+                # SigV4 presigned links carry their own short expiry (X-Amz-Expires), checked by S3.
+                signature_version="s3v4" if service == "s3" else None,
             )
             client = boto3.session.Session().client(service, config=config, region_name=settings.AWS_REGION or None)
             if service == "ssm-incidents":

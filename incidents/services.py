@@ -238,15 +238,16 @@ def _related_item_from_input(item: RelatedItemInput, position: int, client_token
         s3_key=key,
         attachment_state=AttachmentState.STORED,
     )
+    # Read once (uploads are limited to PORTAL_MAX_FILE_BYTES): the transfer may close the file when it fails.
     upload.seek(0)
+    content = upload.read()
     try:
-        aws.upload_attachment(bucket=bucket, key=key, body=upload, content_type=content_type)
+        aws.upload_attachment(bucket=bucket, key=key, body=io.BytesIO(content), content_type=content_type)
     except aws.AwsError as exc:
         # S3 must never block the incident: keep the bytes in the database, in the same transaction as the
         # declaration, and let a task upload and attach them once the incident exists.
         logger.warning("upload of %s to s3://%s/%s failed, kept for later: %s", file_name, bucket, key, exc)
-        upload.seek(0)
-        related.pending_content = upload.read()
+        related.pending_content = content
         related.attachment_state = AttachmentState.PENDING
         related.attachment_error = f"S3 was unavailable at declaration time ({exc.message})."
     return related

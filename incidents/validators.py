@@ -62,8 +62,17 @@ def safe_file_name(name: str) -> str:
     return base[:200] or "attachment"
 
 
+# Inner extensions that make a file name a disguise ("invoice.exe.txt"): refused even when the last one is allowed.
+DISGUISING_EXTENSIONS = frozenset(
+    {"exe", "com", "bat", "cmd", "msi", "scr", "dll", "js", "vbs", "ps1", "sh", "jar", "php", "html", "htm", "svg"}
+)
+
+
 def validate_upload(upload) -> None:
     name = upload.name or ""
+    # Browsers send a bare name (Django's parser also strips folders); anything else is an attempt at traversal.
+    if "/" in name or "\\" in name or ".." in name or "\x00" in name:
+        raise ValidationError(f"“{safe_file_name(name)}”: a file name cannot contain folders or “..”; rename it.")
     if upload.size == 0:
         raise ValidationError(f"“{safe_file_name(name)}” is empty; attach a file with content.")
     max_bytes = settings.PORTAL_MAX_FILE_BYTES
@@ -71,11 +80,17 @@ def validate_upload(upload) -> None:
         raise ValidationError(
             f"“{safe_file_name(name)}” is {human_size(upload.size)}; files can be at most {human_size(max_bytes)}."
         )
-    extension = PurePosixPath(safe_file_name(name)).suffix.lower().lstrip(".")
+    suffixes = [suffix.lower().lstrip(".") for suffix in PurePosixPath(safe_file_name(name)).suffixes]
+    extension = suffixes[-1] if suffixes else ""
     allowed = settings.PORTAL_ALLOWED_FILE_EXTENSIONS
     if extension not in allowed:
         raise ValidationError(
             f"“{safe_file_name(name)}” is not an allowed type. Allowed: {', '.join('.' + e for e in allowed)}."
+        )
+    disguise = next((suffix for suffix in suffixes[:-1] if suffix in DISGUISING_EXTENSIONS), None)
+    if disguise:
+        raise ValidationError(
+            f"“{safe_file_name(name)}” looks like a disguised .{disguise} file; rename it to its real type."
         )
 
 
