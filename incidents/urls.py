@@ -9,8 +9,6 @@ urlpatterns = [
     path("declare/", views.declare, name="declare"),
     path("declarations/<int:declaration_id>/", views.declaration_detail, name="declaration-detail"),
     path("declarations/<int:declaration_id>/retry/", views.declaration_retry, name="declaration-retry"),
-    path(
-        "declarations/<int:declaration_id>/files/<int:item_id>/", views.declaration_file, name="declaration-file"
-    ),
+    path("declarations/<int:declaration_id>/files/<int:item_id>/", views.declaration_file, name="declaration-file"),
     path("healthz", views.healthz, name="healthz"),
 ]
