@@ -14,7 +14,7 @@ import boto3
 import botocore.session
 import redis
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 from django.conf import settings
 
 from . import ratelimit
@@ -131,7 +131,9 @@ def _translate(exc: Exception) -> AwsError:
             status=status,
             request_id=metadata.get("RequestId", ""),
         )
-    if isinstance(exc, ConnectionError | ReadTimeoutError):
+    # Refused, timed out, or closed before any answer (the call may or may not have happened: the same
+    # client token makes the next attempt safe either way).
+    if isinstance(exc, ConnectionError | HTTPClientError):
         return AwsError(code="ConnectionError", message=f"Could not reach AWS: {exc}", retryable=True)
     return AwsError(code=type(exc).__name__, message=str(exc), retryable=False)
 
