@@ -167,7 +167,9 @@ def declaration_create(
         idempotency_key=idempotency_key or None,
         request_fingerprint=request_fingerprint,
     )
-    declaration.full_clean()
+    # Uniqueness is left to the database: a concurrent POST with the same key must reach the IntegrityError below
+    # (and get the declaration it made), not a validation error.
+    declaration.full_clean(validate_unique=False)
     try:
         with transaction.atomic():
             declaration.save(force_insert=True)

@@ -1,11 +1,15 @@
 """Celery tasks: thin interfaces that load by primary key and call one service."""
 
+import logging
 import random
 
 from celery import shared_task
 from django.conf import settings
 
 from . import health, services
+from .models import Declaration
+
+logger = logging.getLogger(__name__)
 
 
 def retry_countdown(retries: int) -> float:
@@ -22,6 +26,9 @@ def start_declaration(self, declaration_id: int) -> None:
         services.declaration_start(declaration_id=declaration_id, final_attempt=self.request.retries >= max_retries)
     except services.StartRetryable as exc:
         raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+    except Declaration.DoesNotExist:
+        # Declarations are never deleted by the portal; a message for a missing row has nothing left to do.
+        logger.warning("declaration %s does not exist; message dropped", declaration_id)
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True)

@@ -229,3 +229,25 @@ def test_a_busy_rate_limit_is_a_retryable_failure_not_a_lost_declaration(
     assert raised.value.error.code == "PortalRateLimited"
     assert len(sandbox.calls()) == 1, "the refused call never reached AWS"
     ratelimit._redis().delete("portal:ratelimit:start-incident")
+
+
+# --- Idempotency under a race ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_concurrent_post_with_the_same_key_gets_the_declaration_the_first_one_made(support_user, plans, monkeypatch):
+    plan = plans["website-outage"]
+    first, created = services.declaration_create(declared_by=support_user, response_plan=plan, idempotency_key="k1")
+    assert created
+    real_lookup = services._declaration_for_key
+    lookups = []
+
+    def lookup_that_lost_the_race(key, declared_by, fingerprint):
+        # The first lookup runs before the other request commits; the second one, after the unique key clashed.
+        lookups.append(key)
+        return None if len(lookups) == 1 else real_lookup(key, declared_by, fingerprint)
+
+    monkeypatch.setattr(services, "_declaration_for_key", lookup_that_lost_the_race)
+    second, created = services.declaration_create(declared_by=support_user, response_plan=plan, idempotency_key="k1")
+    assert (second.pk, created) == (first.pk, False)
+    assert Declaration.objects.count() == 1
