@@ -35,6 +35,11 @@ services:
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+## Fault injection at the issue's scale (SIGKILLed workers, lost responses, Redis restarts, a 500-declaration
+## burst…): prints accepted / created / lost / duplicated per scenario. `make test` runs the same scenarios small.
+chaos: setup services
+	CHAOS_SCALE=full $(PY) -m pytest tests/chaos -m chaos --timeout 3600
+
 lint: setup
 	.venv/bin/ruff check .
 

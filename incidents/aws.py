@@ -12,9 +12,12 @@ from typing import IO, Any
 
 import boto3
 import botocore.session
+import redis
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 from django.conf import settings
+
+from . import ratelimit
 
 # Errors worth another attempt: AWS asked us to slow down, or failed on its side.
 RETRYABLE_ERROR_CODES = frozenset(
@@ -88,11 +91,19 @@ def _client(service: str):
                 read_timeout=settings.AWS_READ_TIMEOUT,
                 retries={"mode": "standard", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
                 s3={"addressing_style": "path"},
+                # SigV4 presigned links carry their own short expiry (X-Amz-Expires), checked by S3.
+                signature_version="s3v4" if service == "s3" else None,
             )
-            _clients[service] = boto3.session.Session().client(
-                service, config=config, region_name=settings.AWS_REGION or None
-            )
+            client = boto3.session.Session().client(service, config=config, region_name=settings.AWS_REGION or None)
+            if service == "ssm-incidents":
+                # Every HTTP attempt, botocore's own retries included, takes a slot of the portal-wide limit.
+                client.meta.events.register("before-send.ssm-incidents.StartIncident", _start_incident_slot)
+            _clients[service] = client
         return _clients[service]
+
+
+def _start_incident_slot(**_kwargs) -> None:
+    ratelimit.start_incident_slot()
 
 
 def reset_clients() -> None:
@@ -102,6 +113,12 @@ def reset_clients() -> None:
 
 
 def _translate(exc: Exception) -> AwsError:
+    if isinstance(exc, ratelimit.RateLimitBusy):
+        return AwsError(code="PortalRateLimited", message=str(exc), retryable=True)
+    if isinstance(exc, redis.RedisError):
+        return AwsError(
+            code="RateLimiterUnavailable", message="The shared rate limiter is unreachable.", retryable=True
+        )
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         metadata = exc.response.get("ResponseMetadata", {})
@@ -114,7 +131,9 @@ def _translate(exc: Exception) -> AwsError:
             status=status,
             request_id=metadata.get("RequestId", ""),
         )
-    if isinstance(exc, ConnectionError | ReadTimeoutError):
+    # Refused, timed out, or closed before any answer (the call may or may not have happened: the same
+    # client token makes the next attempt safe either way).
+    if isinstance(exc, ConnectionError | HTTPClientError):
         return AwsError(code="ConnectionError", message=f"Could not reach AWS: {exc}", retryable=True)
     return AwsError(code=type(exc).__name__, message=str(exc), retryable=False)
 
@@ -126,7 +145,7 @@ def start_incident(request: dict[str, Any]) -> StartIncidentResult:
     """Call StartIncident with a complete request (its clientToken included) and return the record ARN."""
     try:
         response = _client("ssm-incidents").start_incident(**request)
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, ratelimit.RateLimitBusy, redis.RedisError) as exc:
         raise _translate(exc) from exc
     return StartIncidentResult(
         incident_record_arn=response["incidentRecordArn"],
@@ -184,3 +203,36 @@ def presigned_download_url(*, bucket: str, key: str, file_name: str, expires_in:
         },
         ExpiresIn=expires_in,
     )
+
+
+# --- Issue 6: late attachments and health ---------------------------------------------------------
+
+
+def add_related_item(*, incident_record_arn: str, item: dict[str, Any], client_token: str) -> None:
+    """Add one related item to an open incident; the token makes a repeated call harmless."""
+    try:
+        _client("ssm-incidents").update_related_items(
+            incidentRecordArn=incident_record_arn,
+            relatedItemsUpdate={"itemToAdd": item},
+            clientToken=client_token,
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise _translate(exc) from exc
+
+
+def ping(*, timeout: float) -> None:
+    """The cheapest signed ssm-incidents call, with one short attempt: raises AwsError when AWS is unreachable."""
+    with _clients_lock:
+        key = f"ping:{timeout}"
+        if key not in _clients:
+            config = Config(
+                connect_timeout=timeout, read_timeout=timeout, retries={"mode": "standard", "total_max_attempts": 1}
+            )
+            _clients[key] = boto3.session.Session().client(
+                "ssm-incidents", config=config, region_name=settings.AWS_REGION or None
+            )
+        client = _clients[key]
+    try:
+        client.list_response_plans(maxResults=1)
+    except (ClientError, BotoCoreError) as exc:
+        raise _translate(exc) from exc

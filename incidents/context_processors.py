@@ -1,3 +1,4 @@
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 
 from . import roles
@@ -5,7 +6,8 @@ from . import roles
 
 def portal_roles(request: HttpRequest) -> dict:
     """What the navigation may offer this person (the views check again on every request)."""
-    user = request.user
+    # Error pages for requests refused before authentication ran (a bad Host header, say) have no user yet.
+    user = getattr(request, "user", None) or AnonymousUser()
     return {
         "portal_roles": {
             "can_declare": roles.can_declare(user),

@@ -36,14 +36,14 @@ class LongSelect(forms.Select):
         selected = set(self.format_value(value))
         options = format_html_join(
             "",
-            "<option value=\"{}\"{}>{}</option>",
+            '<option value="{}"{}>{}</option>',
             (
                 (choice, mark_safe(" selected") if str(choice) in selected else "", label)  # noqa: S308
                 for choice, label in self.choices
             ),
         )
         final_attrs = flatatt(self.build_attrs(self.attrs, attrs))
-        return format_html("<select name=\"{}\"{}>{}</select>", name, final_attrs, options)
+        return format_html('<select name="{}"{}>{}</select>', name, final_attrs, options)
 
 
 class ResponsePlanChoiceField(forms.ModelChoiceField):

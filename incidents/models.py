@@ -155,6 +155,17 @@ class Declaration(models.Model):
         return self.state in self.FINAL_STATES
 
 
+class AttachmentState(models.TextChoices):
+    """Where a file stands between the form and the incident."""
+
+    # S3 failed at declare time: the bytes wait in the database (RelatedItem.pending_content) for a task.
+    PENDING = "pending", "Waiting to be uploaded"
+    # In S3 before the incident started: it travels in StartIncident's relatedItems.
+    STORED = "stored", "Stored, goes with the incident"
+    ATTACHED = "attached", "Attached to the incident"
+    FAILED = "failed", "Could not be attached"
+
+
 class RelatedItem(models.Model):
     class Kind(models.TextChoices):
         LINK = "link", "Link"
@@ -172,6 +183,11 @@ class RelatedItem(models.Model):
     size = models.PositiveBigIntegerField(null=True, blank=True)
     s3_bucket = models.CharField(max_length=63, blank=True)
     s3_key = models.CharField(max_length=1024, blank=True)
+    # Files only (issue 6): see AttachmentState. The bytes are kept here only until they reach S3.
+    attachment_state = models.CharField(max_length=16, choices=AttachmentState.choices, blank=True)
+    attachment_error = models.TextField(blank=True)
+    attachment_attempts = models.PositiveIntegerField(default=0)
+    pending_content = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["declaration", "position"]

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from . import aws, roles
-from .models import ApiToken, AuditEvent, Declaration, RelatedItem, ResponsePlan
+from .models import ApiToken, AttachmentState, AuditEvent, Declaration, RelatedItem, ResponsePlan
 
 RELATED_ITEM_TYPES = {
     RelatedItem.Kind.LINK: ("OTHER", "url"),
@@ -62,7 +62,13 @@ def declaration_start_request(declaration: Declaration) -> dict[str, Any]:
         client_token=declaration.client_token,
         title=declaration.title,
         impact=declaration.impact,
-        related_items=[(item.kind, item.value, item.title) for item in declaration.related_items.all()],
+        # Files still waiting for S3 are left out: the incident must not wait for them (they are attached later).
+        related_items=[
+            (item.kind, item.value, item.title)
+            for item in declaration.related_items.exclude(
+                attachment_state__in=[AttachmentState.PENDING, AttachmentState.FAILED]
+            ).defer("pending_content")
+        ],
         declared_by=declaration.declared_by.get_username(),
         declaration_id=declaration.pk,
         declaration_url=declaration_url(declaration),
@@ -96,13 +102,9 @@ def start_incident_request(
         request["title"] = title
     if impact:
         request["impact"] = impact
-    items = []
-    for kind, value, item_title in related_items:
-        item_type, value_key = RELATED_ITEM_TYPES[kind]
-        related: dict[str, Any] = {"identifier": {"type": item_type, "value": {value_key: value}}}
-        if item_title:
-            related["title"] = item_title
-        items.append(related)
+    items = [
+        related_item_for_aws(kind=kind, value=value, title=item_title) for kind, value, item_title in related_items
+    ]
     if items:
         request["relatedItems"] = items
     if trigger_details:
@@ -120,6 +122,18 @@ def start_incident_request(
         "rawData": raw_data[: aws.start_incident_limits()["trigger_raw_data_max_length"]],
     }
     return request
+
+
+# --- Attachments -----------------------------------------------------------------------------------------
+
+
+def related_item_for_aws(*, kind: str, value: str, title: str = "") -> dict[str, Any]:
+    """One related item as StartIncident and UpdateRelatedItems take it."""
+    item_type, value_key = RELATED_ITEM_TYPES[kind]
+    related: dict[str, Any] = {"identifier": {"type": item_type, "value": {value_key: value}}}
+    if title:
+        related["title"] = title
+    return related
 
 
 # --- History: filters, keyset pages, export, summary ------------------------------------------------------

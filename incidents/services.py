@@ -1,6 +1,8 @@
 """Writes: every change to declarations, plans and the audit trail goes through here."""
 
+import functools
 import hashlib
+import io
 import json
 import logging
 import math
@@ -22,10 +24,11 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from . import aws, roles, selectors
-from .models import ApiToken, AuditEvent, Declaration, RelatedItem, ResponsePlan
+from . import aws, roles, selectors, validators
+from .models import ApiToken, AttachmentState, AuditEvent, Declaration, RelatedItem, ResponsePlan
 from .validators import safe_file_name
 
 logger = logging.getLogger(__name__)
@@ -102,7 +105,29 @@ def audit_record(
         )
         event.hash = event.content_hash()
         event.save(force_insert=True)
-        return event
+    if declaration is not None:
+        _declaration_log(declaration, action, details=event.details)
+    return event
+
+
+def _declaration_log(declaration: Declaration, event: str, *, details: dict | None = None, level=logging.INFO):
+    """One structured log line per step of a declaration; the formatter keeps only the known context fields."""
+    details = details or {}
+    logger.log(
+        level,
+        "declaration %s: %s",
+        declaration.pk,
+        event,
+        extra={
+            "event": event,
+            "declaration_id": declaration.pk,
+            "client_token": declaration.client_token,
+            "state": declaration.state,
+            "attempt": details.get("attempt", declaration.attempts),
+            "error_code": details.get("code"),
+            "related_item_id": details.get("related_item"),
+        },
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -135,6 +160,10 @@ def declaration_create(
         existing = _declaration_for_key(idempotency_key, declared_by, request_fingerprint)
         if existing:
             return existing, False
+    # The same rules as the form, for every interface (form, API, scripts): nothing half-made is stored or sent.
+    declaration_validate(
+        declared_by=declared_by, response_plan=response_plan, title=title, impact=impact, related_items=related_items
+    )
 
     client_token = f"portal-{uuid.uuid4().hex}"
     # Files go to S3 before the transaction opens: no network call while holding database locks.
@@ -150,7 +179,8 @@ def declaration_create(
         request_fingerprint=request_fingerprint,
         trigger_details=trigger_details or None,
     )
-    # Uniqueness is the database's to decide (below): a check here would race a concurrent request with the same key.
+    # Uniqueness is left to the database: a concurrent POST with the same key must reach the IntegrityError below
+    # (and get the declaration it made), not a validation error.
     declaration.full_clean(validate_unique=False)
     try:
         with transaction.atomic():
@@ -169,9 +199,18 @@ def declaration_create(
                     "impact": declaration.impact,
                     "related_items": len(items),
                     "source": source,
+                    "client_token": client_token,
                     **({"trigger_source": trigger_details["source"]} if trigger_details else {}),
                 },
             )
+            for item in items:
+                if item.attachment_state == AttachmentState.PENDING:
+                    audit_record(
+                        action="attachment.pending",
+                        actor=declared_by,
+                        declaration=declaration,
+                        details={"related_item": item.pk, "file": item.file_name, "reason": item.attachment_error},
+                    )
             transaction.on_commit(lambda: declaration_dispatch(declaration_id=declaration.pk))
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race: answer with its declaration.
@@ -179,7 +218,6 @@ def declaration_create(
         if not existing:
             raise
         return existing, False
-    logger.info("declaration %s queued by %s", declaration.pk, declared_by.get_username())
     return declaration, True
 
 
@@ -203,15 +241,7 @@ def _related_item_from_input(item: RelatedItemInput, position: int, client_token
     content_type = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
     bucket = settings.PORTAL_S3_BUCKET
     key = selectors.attachment_key(client_token=client_token, position=position, file_name=file_name)
-    upload.seek(0)
-    try:
-        aws.upload_attachment(bucket=bucket, key=key, body=upload, content_type=content_type)
-    except aws.AwsError as exc:
-        logger.warning("upload of %s to s3://%s/%s failed: %s", file_name, bucket, key, exc)
-        raise DeclarationError(
-            f"“{file_name}” could not be stored ({exc.message}). Try again in a moment.", field="file"
-        ) from exc
-    return RelatedItem(
+    related = RelatedItem(
         kind=RelatedItem.Kind.FILE,
         title=item.title.strip() or file_name,
         value=aws.s3_object_arn(bucket=bucket, key=key),
@@ -221,7 +251,21 @@ def _related_item_from_input(item: RelatedItemInput, position: int, client_token
         size=upload.size,
         s3_bucket=bucket,
         s3_key=key,
+        attachment_state=AttachmentState.STORED,
     )
+    # Read once (uploads are limited to PORTAL_MAX_FILE_BYTES): the transfer may close the file when it fails.
+    upload.seek(0)
+    content = upload.read()
+    try:
+        aws.upload_attachment(bucket=bucket, key=key, body=io.BytesIO(content), content_type=content_type)
+    except aws.AwsError as exc:
+        # S3 must never block the incident: keep the bytes in the database, in the same transaction as the
+        # declaration, and let a task upload and attach them once the incident exists.
+        logger.warning("upload of %s to s3://%s/%s failed, kept for later: %s", file_name, bucket, key, exc)
+        related.pending_content = content
+        related.attachment_state = AttachmentState.PENDING
+        related.attachment_error = f"S3 was unavailable at declaration time ({exc.message})."
+    return related
 
 
 def declaration_dispatch(*, declaration_id: int) -> bool:
@@ -229,19 +273,27 @@ def declaration_dispatch(*, declaration_id: int) -> bool:
     stays queued in the database, where the sweeper finds it."""
     from .tasks import start_declaration
 
+    context = {"declaration_id": declaration_id, "event": "declaration.dispatch"}
     try:
         start_declaration.delay(declaration_id)
-    except Exception:  # the broker is down or unreachable; the row is the source of truth
-        logger.warning("declaration %s could not be queued now; it stays queued", declaration_id, exc_info=True)
+    except Exception as exc:  # the broker is down or unreachable; the row is the source of truth
+        logger.warning(
+            "declaration %s could not be queued now (%s); it stays queued for the sweeper",
+            declaration_id,
+            type(exc).__name__,
+            extra={**context, "error_code": type(exc).__name__},
+        )
         return False
     Declaration.objects.filter(pk=declaration_id).update(dispatched_at=timezone.now())
+    logger.info("declaration %s handed to the workers", declaration_id, extra=context)
     return True
 
 
 def declaration_start(*, declaration_id: int, final_attempt: bool) -> Declaration:
     """One attempt at StartIncident for a declaration; safe to run any number of times.
 
-    Raises StartRetryable when AWS failed transiently and more attempts remain.
+    Raises StartRetryable when AWS failed transiently and more attempts remain. The bound is counted in the
+    database too, so re-deliveries (worker lost, sweeper) can never make the attempts unbounded.
     """
     with transaction.atomic():
         declaration = (
@@ -263,6 +315,7 @@ def declaration_start(*, declaration_id: int, final_attempt: bool) -> Declaratio
             details={"attempt": declaration.attempts, "client_token": declaration.client_token},
         )
 
+    final_attempt = final_attempt or declaration.attempts > settings.PORTAL_START_MAX_RETRIES
     try:
         result = aws.start_incident(request)
     except aws.AwsError as error:
@@ -298,11 +351,20 @@ def _declaration_finish(
                 declaration=declaration,
                 details={"incident_record_arn": result.incident_record_arn, "request_id": result.request_id},
             )
+            pending = declaration.related_items.filter(attachment_state=AttachmentState.PENDING).exists()
+            declaration.related_items.filter(attachment_state=AttachmentState.STORED).update(
+                attachment_state=AttachmentState.ATTACHED
+            )
+            if pending:
+                transaction.on_commit(lambda: attachments_dispatch(declaration_id=declaration_id))
         else:
             assert error is not None
             declaration.state = Declaration.State.FAILED
             declaration.failure_code = error.code
             declaration.failure_reason = error.message
+            if error.retryable:
+                # Only transient errors are retried: say that the portal gave up, and after how many attempts.
+                declaration.failure_reason += f" (gave up after {declaration.attempts} attempts)"
             declaration.aws_response = {
                 "error": {"code": error.code, "message": error.message},
                 "requestId": error.request_id,
@@ -313,8 +375,6 @@ def _declaration_finish(
                 details={"code": error.code, "message": error.message, "attempts": declaration.attempts},
             )
         declaration.save()
-    log = logger.info if result else logger.warning
-    log("declaration %s %s", declaration_id, declaration.state)
     return declaration
 
 
@@ -324,10 +384,16 @@ def declaration_retry(*, declaration: Declaration, actor, ip_address: str | None
         declaration = Declaration.objects.select_for_update(of=("self",)).get(pk=declaration.pk)
         if declaration.state != Declaration.State.FAILED:
             raise DeclarationError("Only a failed declaration can be retried.", code="conflict")
-        previous = {"code": declaration.failure_code, "message": declaration.failure_reason}
+        previous = {
+            "code": declaration.failure_code,
+            "message": declaration.failure_reason,
+            "attempts": declaration.attempts,
+        }
         declaration.state = Declaration.State.QUEUED
         declaration.failure_code = declaration.failure_reason = ""
-        declaration.save(update_fields=["state", "failure_code", "failure_reason", "updated_at"])
+        # A fresh budget of attempts; the audit trail keeps the earlier count.
+        declaration.attempts = 0
+        declaration.save(update_fields=["state", "failure_code", "failure_reason", "attempts", "updated_at"])
         audit_record(
             action="declaration.retried",
             actor=actor,
@@ -337,6 +403,254 @@ def declaration_retry(*, declaration: Declaration, actor, ip_address: str | None
         )
         transaction.on_commit(lambda: declaration_dispatch(declaration_id=declaration.pk))
     return declaration
+
+
+# --- Declaration rules, for every interface (issue 6) -------------------------------------------------------
+
+
+def declaration_validate(
+    *,
+    declared_by,
+    response_plan: ResponsePlan,
+    title: str = "",
+    impact: int | None = None,
+    related_items: list[RelatedItemInput] | tuple = (),
+) -> None:
+    """Raise DeclarationError, naming the field, for anything the form would refuse (the API has no form)."""
+    if not selectors.response_plans_available_to(user=declared_by).filter(pk=response_plan.pk).exists():
+        raise DeclarationError(
+            "Choose one of the response plans listed; that one is not available to you.",
+            code="plan_unavailable",
+            field="response_plan",
+        )
+    _check(validators.reject_control_characters, title, field="title")
+    if len(title.strip()) > validators.TITLE_MAX_LENGTH:
+        raise DeclarationError(
+            f"A title can be at most {validators.TITLE_MAX_LENGTH} characters (it has {len(title.strip())}).",
+            field="title",
+        )
+    if impact is not None and (isinstance(impact, bool) or impact not in range(1, 6)):
+        raise DeclarationError("Choose an impact from 1 (critical) to 5 (no impact).", field="impact")
+    if len(related_items) > validators.RELATED_ITEMS_MAX:
+        raise DeclarationError(
+            f"An incident can have at most {validators.RELATED_ITEMS_MAX} related items.", field="related_items"
+        )
+    files = sum(1 for item in related_items if item.kind == RelatedItem.Kind.FILE)
+    if files > settings.PORTAL_MAX_FILES:
+        raise DeclarationError(
+            f"Attach at most {settings.PORTAL_MAX_FILES} files (there are {files}).", field="related_items"
+        )
+    for item in related_items:
+        _check(validators.reject_control_characters, item.title, field="related_items")
+        if len(item.title.strip()) > validators.RELATED_ITEM_TITLE_MAX_LENGTH:
+            raise DeclarationError(
+                f"A title can be at most {validators.RELATED_ITEM_TITLE_MAX_LENGTH} characters.",
+                field="related_items",
+            )
+        if item.kind == RelatedItem.Kind.LINK:
+            _check(validators.validate_link_url, item.value.strip(), field="related_items")
+        elif item.kind == RelatedItem.Kind.RESOURCE:
+            _check(validators.validate_resource_arn, item.value.strip(), field="related_items")
+        elif item.kind == RelatedItem.Kind.FILE:
+            if item.upload is None:
+                raise DeclarationError("Choose a file to attach.", field="file")
+            _check(validators.validate_upload, item.upload, field="file")
+        else:
+            raise DeclarationError(
+                "A related item is a link, an AWS resource or a file.", field="related_items", code="invalid_kind"
+            )
+
+
+def _check(validator, value, *, field: str) -> None:
+    try:
+        validator(value)
+    except ValidationError as exc:
+        raise DeclarationError(" ".join(exc.messages), field=field) from None
+
+
+# --- Late attachments (issue 6) ---------------------------------------------------------------------------
+
+
+class AttachmentRetryable(Exception):
+    """Uploading or attaching a kept file failed transiently; the task tries again later."""
+
+
+def attachments_dispatch(*, declaration_id: int) -> bool:
+    """Queue the upload of a declaration's kept files. Never raises: the sweeper finds what stays pending."""
+    from .tasks import attach_pending_files
+
+    try:
+        attach_pending_files.delay(declaration_id)
+    except Exception as exc:  # broker down: the files wait safely in the database
+        logger.warning(
+            "attachments of declaration %s could not be queued now (%s)",
+            declaration_id,
+            type(exc).__name__,
+            extra={"declaration_id": declaration_id, "event": "attachment.dispatch", "error_code": type(exc).__name__},
+        )
+        return False
+    return True
+
+
+def declaration_attach_pending_files(*, declaration_id: int, final_attempt: bool) -> list[RelatedItem]:
+    """Upload each kept file to S3 and add it to the incident as an ATTACHMENT; safe to run any number of times.
+
+    S3 PUTs to a fixed key and UpdateRelatedItems with a fixed client token are both idempotent, so a repeated or
+    concurrent run changes nothing. Raises AttachmentRetryable when a transient error leaves files pending.
+    """
+    declaration = Declaration.objects.get(pk=declaration_id)
+    if declaration.state != Declaration.State.STARTED:
+        return []  # attached once the incident exists (after a manager's retry, if it failed)
+    pending = list(declaration.related_items.filter(attachment_state=AttachmentState.PENDING).order_by("position"))
+    transient = False
+    for item in pending:
+        try:
+            aws.upload_attachment(
+                bucket=item.s3_bucket,
+                key=item.s3_key,
+                body=io.BytesIO(bytes(item.pending_content or b"")),
+                content_type=item.content_type,
+            )
+            aws.add_related_item(
+                incident_record_arn=declaration.incident_record_arn,
+                item=selectors.related_item_for_aws(kind=item.kind, value=item.value, title=item.title),
+                client_token=f"{declaration.client_token}-file-{item.pk}"[:128],
+            )
+        except aws.AwsError as error:
+            give_up = final_attempt or not error.retryable
+            _attachment_record_failure(item=item, declaration=declaration, error=error, final=give_up)
+            transient = transient or not give_up
+            continue
+        _attachment_record_success(item=item, declaration=declaration)
+    if transient:
+        raise AttachmentRetryable(f"declaration {declaration_id} still has files to attach")
+    return pending
+
+
+@transaction.atomic
+def _attachment_record_success(*, item: RelatedItem, declaration: Declaration) -> None:
+    locked = RelatedItem.objects.select_for_update().get(pk=item.pk)
+    if locked.attachment_state != AttachmentState.PENDING:
+        return  # a concurrent run got there first
+    locked.attachment_state = AttachmentState.ATTACHED
+    locked.attachment_error = ""
+    locked.attachment_attempts += 1
+    # The bytes now live in S3 (encrypted); the database keeps only the pointer.
+    locked.pending_content = None
+    locked.save(update_fields=["attachment_state", "attachment_error", "attachment_attempts", "pending_content"])
+    audit_record(
+        action="attachment.attached",
+        declaration=declaration,
+        details={"related_item": item.pk, "file": item.file_name, "arn": item.value},
+    )
+
+
+@transaction.atomic
+def _attachment_record_failure(*, item: RelatedItem, declaration: Declaration, error: aws.AwsError, final: bool):
+    locked = RelatedItem.objects.select_for_update().get(pk=item.pk)
+    if locked.attachment_state != AttachmentState.PENDING:
+        return
+    locked.attachment_attempts += 1
+    locked.attachment_error = f"{error.code}: {error.message}"
+    if final:
+        # The bytes stay in the database: nothing the person gave is lost, even when AWS refuses it.
+        locked.attachment_state = AttachmentState.FAILED
+    locked.save(update_fields=["attachment_state", "attachment_error", "attachment_attempts"])
+    audit_record(
+        action="attachment.failed" if final else "attachment.attempt_failed",
+        declaration=declaration,
+        details={
+            "related_item": item.pk,
+            "file": item.file_name,
+            "code": error.code,
+            "message": error.message,
+            "attempt": locked.attachment_attempts,
+        },
+    )
+
+
+# --- The outbox sweeper (issue 6) -------------------------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    queued: list[int] = field(default_factory=list)
+    starting: list[int] = field(default_factory=list)
+    attachments: list[int] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.queued) + len(self.starting) + len(self.attachments)
+
+
+def declarations_sweep(*, now=None) -> SweepResult:
+    """Re-dispatch work whose message may be lost: the declaration row, not the broker, is the source of truth.
+
+    Picks declarations queued but never (or too long ago) handed to a worker, declarations starting for too long
+    (a lost worker or a Redis restart took their message), and started incidents with files still pending.
+    `SKIP LOCKED` lets any number of sweepers (and workers) run at once without waiting on or repeating each other.
+    """
+    now = now or timezone.now()
+    queued_before = now - timedelta(seconds=settings.PORTAL_SWEEP_QUEUED_AFTER)
+    starting_before = now - timedelta(seconds=settings.PORTAL_SWEEP_STARTING_AFTER)
+    result = SweepResult()
+    with transaction.atomic():
+        stuck = list(
+            Declaration.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                Q(
+                    state=Declaration.State.QUEUED,
+                    created_at__lt=queued_before,
+                )
+                & (Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=queued_before))
+                | Q(state=Declaration.State.STARTING, updated_at__lt=starting_before)
+            )
+            .order_by("created_at", "id")[: settings.PORTAL_SWEEP_BATCH]
+        )
+        for declaration in stuck:
+            if declaration.state == Declaration.State.QUEUED:
+                since = declaration.dispatched_at or declaration.created_at
+                result.queued.append(declaration.pk)
+            else:
+                since = declaration.updated_at
+                result.starting.append(declaration.pk)
+            audit_record(
+                action="declaration.redispatched",
+                declaration=declaration,
+                details={
+                    "state": declaration.state,
+                    "attempt": declaration.attempts,
+                    "client_token": declaration.client_token,
+                    "stuck_since": since,
+                },
+            )
+        # Claimed: the next sweep leaves them alone until the threshold passes again.
+        Declaration.objects.filter(pk__in=[d.pk for d in stuck]).update(dispatched_at=now, updated_at=now)
+        for declaration_id in result.queued + result.starting:
+            transaction.on_commit(functools.partial(declaration_dispatch, declaration_id=declaration_id))
+
+        waiting = (
+            RelatedItem.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                attachment_state=AttachmentState.PENDING,
+                declaration__state=Declaration.State.STARTED,
+                declaration__updated_at__lt=queued_before,
+            )
+            .values_list("declaration_id", flat=True)
+        )
+        result.attachments = sorted(set(waiting))
+        Declaration.objects.filter(pk__in=result.attachments).update(updated_at=now)
+        for declaration_id in result.attachments:
+            transaction.on_commit(functools.partial(attachments_dispatch, declaration_id=declaration_id))
+    if result.total:
+        logger.info(
+            "sweeper re-dispatched %s queued, %s starting, %s with pending files",
+            len(result.queued),
+            len(result.starting),
+            len(result.attachments),
+            extra={"event": "declarations.swept", "count": result.total},
+        )
+    return result
 
 
 # --- Response plans ------------------------------------------------------------------------------------
@@ -448,6 +762,8 @@ def related_item_download_url(*, item: RelatedItem, actor, ip_address: str | Non
     """A presigned link to one attached file, valid for minutes; who fetched which file is audited."""
     if item.kind != RelatedItem.Kind.FILE or not item.s3_key:
         raise DeclarationError("Only attached files can be downloaded.", code="not_found")
+    if item.attachment_state not in (AttachmentState.STORED, AttachmentState.ATTACHED):
+        raise DeclarationError("This file is not in S3 yet; it can be downloaded once it is stored.", code="not_found")
     url = aws.presigned_download_url(
         bucket=item.s3_bucket,
         key=item.s3_key,

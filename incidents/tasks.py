@@ -6,7 +6,8 @@ import random
 from celery import shared_task
 from django.conf import settings
 
-from . import aws, services
+from . import aws, health, services
+from .models import Declaration
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,30 @@ def start_declaration(self, declaration_id: int) -> None:
         services.declaration_start(declaration_id=declaration_id, final_attempt=self.request.retries >= max_retries)
     except services.StartRetryable as exc:
         raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+    except Declaration.DoesNotExist:
+        # Declarations are never deleted by the portal; a message for a missing row has nothing left to do.
+        logger.warning("declaration %s does not exist; message dropped", declaration_id)
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True)
+def attach_pending_files(self, declaration_id: int) -> None:
+    """Upload the files S3 refused at declaration time and add them to the incident."""
+    final = self.request.retries >= settings.PORTAL_ATTACH_MAX_RETRIES
+    try:
+        services.declaration_attach_pending_files(declaration_id=declaration_id, final_attempt=final)
+    except services.AttachmentRetryable as exc:
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def sweep_declarations() -> int:
+    """The outbox sweeper, run by beat: re-dispatch what sits queued or starting for too long."""
+    return services.declarations_sweep().total
+
+
+@shared_task(ignore_result=True, expires=60)
+def record_worker_heartbeat() -> None:
+    health.worker_heartbeat_record()
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -35,4 +35,5 @@ urlpatterns = [
     path("api/responsePlans", api.response_plans, name="api-response-plans"),
     # Anything else under /api/ answers in the envelope, never with the HTML 404 page or a login redirect.
     re_path(r"^api/(?P<rest>.*)$", api.not_found),
+    path("healthz", views.healthz, name="healthz"),
 ]

@@ -52,6 +52,8 @@ MESSAGES = {
     "file_empty": "“{name}” is empty; attach a file with content.",
     "file_too_big": "“{name}” is {size}; files can be at most {limit}.",
     "file_type": "“{name}” is not an allowed type. Allowed: {allowed}.",
+    "file_name_path": "“{name}”: a file name cannot contain folders or “..”; rename it.",
+    "file_disguised": "“{name}” looks like a disguised .{extension} file; rename it to its real type.",
     "too_many_files": "Attach at most {limit} files (there are {count}).",
     "too_many_items": "An incident can have at most {limit} related items.",
 }
@@ -132,8 +134,18 @@ def allowed_extensions_label() -> str:
     return ", ".join("." + extension for extension in settings.PORTAL_ALLOWED_FILE_EXTENSIONS)
 
 
+# Inner extensions that make a file name a disguise ("invoice.exe.txt"): refused even when the last one is allowed.
+DISGUISING_EXTENSIONS = frozenset(
+    {"exe", "com", "bat", "cmd", "msi", "scr", "dll", "js", "vbs", "ps1", "sh", "jar", "php", "html", "htm", "svg"}
+)
+
+
 def validate_upload(upload) -> None:
-    name = safe_file_name(upload.name or "")
+    raw_name = upload.name or ""
+    # Browsers send a bare name (Django's parser also strips folders); anything else is an attempt at traversal.
+    if "/" in raw_name or "\\" in raw_name or ".." in raw_name or "\x00" in raw_name:
+        raise ValidationError(MESSAGES["file_name_path"].format(name=safe_file_name(raw_name)))
+    name = safe_file_name(raw_name)
     if upload.size == 0:
         raise ValidationError(MESSAGES["file_empty"].format(name=name))
     max_bytes = settings.PORTAL_MAX_FILE_BYTES
@@ -141,9 +153,13 @@ def validate_upload(upload) -> None:
         raise ValidationError(
             MESSAGES["file_too_big"].format(name=name, size=human_size(upload.size), limit=human_size(max_bytes))
         )
-    extension = PurePosixPath(name).suffix.lower().lstrip(".")
+    suffixes = [suffix.lower().lstrip(".") for suffix in PurePosixPath(name).suffixes]
+    extension = suffixes[-1] if suffixes else ""
     if extension not in settings.PORTAL_ALLOWED_FILE_EXTENSIONS:
         raise ValidationError(MESSAGES["file_type"].format(name=name, allowed=allowed_extensions_label()))
+    disguise = next((suffix for suffix in suffixes[:-1] if suffix in DISGUISING_EXTENSIONS), None)
+    if disguise:
+        raise ValidationError(MESSAGES["file_disguised"].format(name=name, extension=disguise))
 
 
 def human_size(size: int) -> str:
@@ -179,6 +195,7 @@ def client_rules() -> dict[str, Any]:
         "max_files": settings.PORTAL_MAX_FILES,
         "allowed_extensions": list(settings.PORTAL_ALLOWED_FILE_EXTENSIONS),
         "allowed_extensions_label": allowed_extensions_label(),
+        "disguising_extensions": sorted(DISGUISING_EXTENSIONS),
         "unsafe_file_name_pattern": UNSAFE_FILE_NAME_CHARACTERS_RE.pattern,
         "file_name_max_length": FILE_NAME_MAX_LENGTH,
     }

@@ -14,18 +14,19 @@ from functools import wraps
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from . import aws, charts, roles, selectors, services, validators
+from . import aws, charts, health, roles, selectors, services, validators
 from .forms import (
     SORT_CHOICES,
     ApiTokenForm,
@@ -280,7 +281,7 @@ def declaration_detail(request: HttpRequest, declaration_id: int) -> HttpRespons
         "declaration": declaration,
         "aws_request_json": _pretty_json(declaration.aws_request),
         "aws_response_json": _pretty_json(declaration.aws_response),
-        "related_items": declaration.related_items.all(),
+        "related_items": declaration.related_items.defer("pending_content"),
         "audit_events": selectors.declaration_audit_trail(declaration=declaration),
         "impact_description": IMPACT_DESCRIPTIONS[declaration.effective_impact],
         "impact_label": Impact(declaration.effective_impact).label,
@@ -652,3 +653,15 @@ def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     if token.owner_id != request.user.pk:
         return redirect("incidents:api-tokens-all")
     return redirect("incidents:api-tokens")
+
+
+# --- Health ----------------------------------------------------------------------------------------------
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Database, Redis, worker heartbeat and AWS reachability, for load balancers and monitors (no login)."""
+    healthy, report = health.health_report()
+    return JsonResponse(report, status=200 if healthy else 503)

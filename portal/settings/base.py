@@ -35,6 +35,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from exc
 
 
+def env_float(name: str, default: float) -> float:
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = env(name)
     if value is None:
@@ -175,17 +185,23 @@ PORTAL_VISIBILITY_TIMEOUT = env_int("PORTAL_VISIBILITY_TIMEOUT", 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": PORTAL_VISIBILITY_TIMEOUT,
     "socket_timeout": 2,
-    "socket_connect_timeout": 2,
+    "socket_connect_timeout": 1,
 }
-# Publishing must never hang a web request: give up fast and let the sweeper dispatch later.
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": PORTAL_VISIBILITY_TIMEOUT}
+CELERY_VISIBILITY_TIMEOUT = PORTAL_VISIBILITY_TIMEOUT
+# Publishing must never hang a web request (the form answers within 2 s with the broker down): give up fast and
+# let the sweeper dispatch later.
 CELERY_TASK_PUBLISH_RETRY = True
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "incidents.tasks.start_declaration": {"queue": "declarations"},
     "incidents.tasks.sync_response_plans": {"queue": "default"},
+    "incidents.tasks.attach_pending_files": {"queue": "declarations"},
+    "incidents.tasks.sweep_declarations": {"queue": "default"},
+    "incidents.tasks.record_worker_heartbeat": {"queue": "default"},
 }
 # How often beat mirrors AWS's response plans into the portal (seconds).
 PORTAL_PLAN_SYNC_INTERVAL = env_int("PORTAL_PLAN_SYNC_INTERVAL", 15 * 60)
@@ -241,6 +257,32 @@ PORTAL_EXPORT_CHUNK_SIZE = env_int("PORTAL_EXPORT_CHUNK_SIZE", 2000)
 # Presigned attachment links live at most five minutes; they are made on each click, never embedded.
 PORTAL_DOWNLOAD_URL_SECONDS = min(env_int("PORTAL_DOWNLOAD_URL_SECONDS", 300), 300)
 
+# --- Reliability (issue 6): outbox sweeper, global rate limit, heartbeat ---------------------------------
+# The sweeper re-dispatches declarations whose message may be lost. Both thresholds stay far below the visibility
+# timeout, so the sweeper (not Redis's slow redelivery) is what rescues work; "starting" must outlast one attempt
+# (task time limit plus the longest backoff), or the sweeper would re-send work that is still running.
+PORTAL_SWEEP_INTERVAL = env_float("PORTAL_SWEEP_INTERVAL", 30)
+PORTAL_SWEEP_QUEUED_AFTER = env_float("PORTAL_SWEEP_QUEUED_AFTER", 60)
+PORTAL_SWEEP_STARTING_AFTER = env_float("PORTAL_SWEEP_STARTING_AFTER", 600)
+PORTAL_SWEEP_BATCH = env_int("PORTAL_SWEEP_BATCH", 200)
+if max(PORTAL_SWEEP_QUEUED_AFTER, PORTAL_SWEEP_STARTING_AFTER) >= PORTAL_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured("PORTAL_SWEEP_*_AFTER must stay below PORTAL_VISIBILITY_TIMEOUT.")
+# StartIncident calls per second across every worker (AWS's quota is per account, Celery's rate_limit per worker).
+PORTAL_RATE_LIMIT_REDIS_URL = env("PORTAL_RATE_LIMIT_REDIS_URL", CELERY_BROKER_URL)
+PORTAL_START_RATE_LIMIT_PER_SECOND = env_float("PORTAL_START_RATE_LIMIT_PER_SECOND", 5)
+PORTAL_START_RATE_LIMIT_BURST = env_int("PORTAL_START_RATE_LIMIT_BURST", 5)
+# A worker waits at most this long for a slot, then retries the task later instead of hogging its process.
+PORTAL_START_RATE_LIMIT_MAX_WAIT = env_float("PORTAL_START_RATE_LIMIT_MAX_WAIT", 20)
+PORTAL_ATTACH_MAX_RETRIES = env_int("PORTAL_ATTACH_MAX_RETRIES", 5)
+# Workers write a heartbeat to Redis; /healthz reports them down when it is older than the max age.
+PORTAL_HEARTBEAT_INTERVAL = env_float("PORTAL_HEARTBEAT_INTERVAL", 15)
+PORTAL_HEARTBEAT_MAX_AGE = env_float("PORTAL_HEARTBEAT_MAX_AGE", 60)
+PORTAL_HEALTH_TIMEOUT = env_float("PORTAL_HEALTH_TIMEOUT", 2)
+CELERY_BEAT_SCHEDULE |= {
+    "sweep-declarations": {"task": "incidents.tasks.sweep_declarations", "schedule": PORTAL_SWEEP_INTERVAL},
+    "worker-heartbeat": {"task": "incidents.tasks.record_worker_heartbeat", "schedule": PORTAL_HEARTBEAT_INTERVAL},
+}
+
 # --- Uploads ----------------------------------------------------------------------------------------
 PORTAL_MAX_FILE_BYTES = env_int("PORTAL_MAX_FILE_BYTES", 10 * 1024 * 1024)
 PORTAL_MAX_FILES = env_int("PORTAL_MAX_FILES", 10)
@@ -255,13 +297,17 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 DATA_UPLOAD_MAX_NUMBER_FILES = PORTAL_MAX_FILES + 5
 
+# One JSON object per line (declaration id, client token, state, attempt…), for log search; LOG_FORMAT=plain for
+# people reading a terminal.
+LOG_FORMAT = env("LOG_FORMAT", "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "portal.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "botocore": {"level": "WARNING"},

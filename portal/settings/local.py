@@ -7,6 +7,7 @@ DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = env("SECRET_KEY", "local-only-not-secret-" + str(BASE_DIR))
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 PORTAL_LOCAL_MODE = True
+LOGGING["handlers"]["console"]["formatter"] = env("LOG_FORMAT", "plain")  # noqa: F405
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     (BASE_DIR / "var").mkdir(exist_ok=True)

@@ -3,7 +3,7 @@
 import dj_database_url
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, env_int
 
 SECRET_KEY = "test-only-not-secret"  # noqa: S105
 DEBUG = False
@@ -17,5 +17,6 @@ CACHES["default"]["LOCATION"] = env("CACHE_REDIS_URL", CELERY_BROKER_URL)  # noq
 CACHES["default"]["KEY_PREFIX"] = "portal-test"  # noqa: F405
 PORTAL_LOCAL_MODE = False
 PORTAL_START_RETRY_BACKOFF_MAX = 1
-PORTAL_START_MAX_RETRIES = 2
+PORTAL_START_MAX_RETRIES = env_int("PORTAL_START_MAX_RETRIES", 2)
+PORTAL_RATE_LIMIT_REDIS_URL = env("PORTAL_RATE_LIMIT_REDIS_URL", CELERY_BROKER_URL)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

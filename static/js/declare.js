@@ -121,17 +121,26 @@
     return "";
   }
 
+  function suffixes(name) {
+    // Python's PurePosixPath(name).suffixes, lower-cased and without their dots.
+    if (name.endsWith(".")) return [];
+    return name.replace(/^\.+/, "").split(".").slice(1).map((suffix) => suffix.toLowerCase());
+  }
+
   function fileError(name, size) {
     const safe = safeFileName(name);
+    if (/[\/\\\x00]/.test(name) || name.includes("..")) return message("file_name_path", { name: safe });
     if (size === 0) return message("file_empty", { name: safe });
     if (size > rules.max_file_bytes) {
       return message("file_too_big", { name: safe, size: humanSize(size), limit: humanSize(rules.max_file_bytes) });
     }
-    const dot = safe.lastIndexOf(".");
-    const extension = dot > 0 && dot < safe.length - 1 ? safe.slice(dot + 1).toLowerCase() : "";
+    const all = suffixes(safe);
+    const extension = all.length ? all[all.length - 1] : "";
     if (!rules.allowed_extensions.includes(extension)) {
       return message("file_type", { name: safe, allowed: rules.allowed_extensions_label });
     }
+    const disguise = all.slice(0, -1).find((suffix) => rules.disguising_extensions.includes(suffix));
+    if (disguise) return message("file_disguised", { name: safe, extension: disguise });
     return "";
   }
 

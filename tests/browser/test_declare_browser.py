@@ -349,6 +349,9 @@ def test_file_and_title_checks_in_the_browser_give_the_servers_verdict(page, liv
         ("Ｒｅｐｏｒｔ．ＰＤＦ", 3),
         ("x.tar.gz", 1280 * 1024 * 1024),
         ("trail.json.", 4),
+        ("invoice.exe.txt", 4),
+        ("notes..txt", 4),
+        (".hidden.log", 4),
     ]
     for name, size in files:
         browser = page.evaluate("([name, size]) => window.PortalDeclare.fileError(name, size)", [name, size])

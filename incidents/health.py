@@ -1,0 +1,71 @@
+"""Health of the parts a declaration depends on, for /healthz and the worker heartbeat.
+
+Each check answers ok or not with a fixed, generic reason: exception texts can carry host names or credentials.
+"""
+
+import time
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+from . import aws
+
+HEARTBEAT_KEY = "portal:worker-heartbeat"
+
+
+def _redis() -> redis.Redis:
+    timeout = settings.PORTAL_HEALTH_TIMEOUT
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
+def worker_heartbeat_record() -> None:
+    """Run by a worker on a beat schedule: proves that beat, the broker and a worker all work."""
+    _redis().set(HEARTBEAT_KEY, repr(time.time()), ex=int(settings.PORTAL_HEARTBEAT_MAX_AGE * 10))
+
+
+def _check_database() -> dict[str, Any]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return {"ok": True}
+
+
+def _check_redis() -> dict[str, Any]:
+    _redis().ping()
+    return {"ok": True}
+
+
+def _check_worker() -> dict[str, Any]:
+    raw = _redis().get(HEARTBEAT_KEY)
+    if raw is None:
+        return {"ok": False, "reason": "no worker heartbeat recorded"}
+    age = max(0.0, time.time() - float(raw))
+    if age > settings.PORTAL_HEARTBEAT_MAX_AGE:
+        return {"ok": False, "reason": "worker heartbeat too old", "age_seconds": round(age, 1)}
+    return {"ok": True, "age_seconds": round(age, 1)}
+
+
+def _check_aws() -> dict[str, Any]:
+    try:
+        aws.ping(timeout=settings.PORTAL_HEALTH_TIMEOUT)
+    except aws.AwsError as error:
+        # The error code (e.g. ConnectionError, AccessDeniedException) helps operators and reveals no secret.
+        return {"ok": False, "reason": error.code}
+    return {"ok": True}
+
+
+CHECKS = {"database": _check_database, "redis": _check_redis, "worker": _check_worker, "aws": _check_aws}
+
+
+def health_report() -> tuple[bool, dict[str, Any]]:
+    checks: dict[str, Any] = {}
+    for name, check in CHECKS.items():
+        started = time.monotonic()
+        try:
+            checks[name] = check()
+        except Exception as exc:  # any failure is "not ok"; only its type is reported
+            checks[name] = {"ok": False, "reason": type(exc).__name__}
+        checks[name]["ms"] = round((time.monotonic() - started) * 1000)
+    healthy = all(check["ok"] for check in checks.values())
+    return healthy, {"status": "ok" if healthy else "unavailable", "checks": checks}

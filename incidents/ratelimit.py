@@ -1,0 +1,73 @@
+"""A rate limit shared by every worker process and host, kept in Redis.
+
+Celery's own `rate_limit` counts per worker; AWS's StartIncident quota is per account. This is a GCRA token bucket
+(the algorithm behind redis-cell and Stripe's limiter): one Lua script, atomic in Redis, using Redis's clock so that
+workers with skewed clocks agree. A caller *reserves* the next free slot and sleeps until it, so nothing spins.
+"""
+
+import functools
+import time
+
+import redis
+from django.conf import settings
+
+# KEYS[1]: the bucket. ARGV: emission interval (s), burst, longest wait a caller accepts (s).
+# Returns the seconds to wait before sending, or -1 when the wait would be longer than the caller accepts.
+_RESERVE = """
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - (burst - 1) * interval - now
+if wait < 0 then wait = 0 end
+if wait > max_wait then return '-1' end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+return tostring(wait)
+"""
+
+
+class RateLimitBusy(Exception):
+    """The shared limit has no slot within the wait a caller accepts; try again later."""
+
+
+@functools.cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.PORTAL_RATE_LIMIT_REDIS_URL, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
+    )
+
+
+def reset_connections() -> None:
+    """Forget the cached connection (tests that point the limiter at another Redis)."""
+    _redis.cache_clear()
+
+
+def rate_limit_wait(*, name: str, per_second: float, burst: int, max_wait: float) -> None:
+    """Block until this caller may make one call under the shared limit `name`.
+
+    Raises RateLimitBusy when no slot is free within `max_wait` seconds, and lets redis errors through: when the
+    limiter cannot be reached, the call is not made (and the caller retries) rather than risking AWS's quota.
+    """
+    if per_second <= 0:
+        return
+    client = _redis()
+    script = client.register_script(_RESERVE)
+    wait = float(script(keys=[f"portal:ratelimit:{name}"], args=[1.0 / per_second, max(burst, 1), max_wait]))
+    if wait < 0:
+        raise RateLimitBusy(f"More than {max_wait:g} s of {name} calls are already scheduled.")
+    if wait:
+        time.sleep(wait)
+
+
+def start_incident_slot() -> None:
+    """One StartIncident HTTP attempt (botocore's own retries included) under the portal-wide limit."""
+    rate_limit_wait(
+        name="start-incident",
+        per_second=settings.PORTAL_START_RATE_LIMIT_PER_SECOND,
+        burst=settings.PORTAL_START_RATE_LIMIT_BURST,
+        max_wait=settings.PORTAL_START_RATE_LIMIT_MAX_WAIT,
+    )

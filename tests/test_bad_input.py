@@ -1,0 +1,369 @@
+"""The bad-input catalogue: hostile or malformed input, each refused with a clear error, nothing stored or sent.
+
+One row per input. `channel` says where it enters: the web form ("form"), the service layer that every interface
+shares ("service"), or another person's resources ("access"). The API (issue 5) appends its own rows with
+channel "api" and a `send` that posts JSON; `assert_refused` is the same for every channel.
+"""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.core.files.base import ContentFile
+from django.test import Client
+from django.urls import reverse
+
+from incidents import services
+from incidents.models import AuditEvent, Declaration, RelatedItem
+from tests.helpers import declare_post, upload
+
+DECLARE = reverse("incidents:declare")
+ARN = "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1234def567890"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    channel: str  # "form", "service", "access" (and "api", appended by issue 5)
+    payload: dict[str, Any]
+    message: str  # what the person is told (a substring of the page / error)
+    status: int = 200
+
+
+def link(value, **extra):
+    return {"kind": "link", "value": value, **extra}
+
+
+def resource(value):
+    return {"kind": "resource", "value": value}
+
+
+def file(name, content=b"data", content_type="text/plain", **extra):
+    return {"kind": "file", "file": (name, content, content_type), **extra}
+
+
+def many_links(count):
+    return [link(f"https://status.example.com/{n}") for n in range(count)]
+
+
+ONE_KB = 1024
+
+FORM_CASES = [
+    # Plans: missing, forged, hidden, deleted, restricted.
+    Case("no plan", "form", {"plan": None}, "Choose the response plan that fits this incident."),
+    Case("unknown plan id", "form", {"plan": 999_999}, "Choose one of the response plans listed"),
+    Case("plan id not a number", "form", {"plan": "1 OR 1=1"}, "Choose one of the response plans listed"),
+    Case(
+        "forged plan ARN instead of an id",
+        "form",
+        {"plan": "arn:aws:ssm-incidents::999999999999:response-plan/evil"},
+        "Choose one of the response plans listed",
+    ),
+    Case("negative plan id", "form", {"plan": -1}, "Choose one of the response plans listed"),
+    Case("hidden plan", "form", {"plan": "@hidden"}, "Choose one of the response plans listed"),
+    Case("plan deleted in AWS", "form", {"plan": "@deleted"}, "Choose one of the response plans listed"),
+    Case("plan for another group", "form", {"plan": "@restricted"}, "Choose one of the response plans listed"),
+    # Titles.
+    Case("title over 200 characters", "form", {"title": "x" * 201}, "A title can be at most 200 characters"),
+    Case("title of 5000 characters", "form", {"title": "y" * 5000}, "A title can be at most 200 characters"),
+    Case("title with a line break", "form", {"title": "two\nlines"}, "Remove the control characters"),
+    Case("title with a carriage return", "form", {"title": "a\rb"}, "Remove the control characters"),
+    Case("title with a NUL byte", "form", {"title": "nul\x00byte"}, "Null characters are not allowed."),
+    Case("title with an escape sequence", "form", {"title": "\x1b[31mred"}, "Remove the control characters"),
+    Case("title with a bell", "form", {"title": "ding\x07"}, "Remove the control characters"),
+    Case("title with DEL", "form", {"title": "del\x7f"}, "Remove the control characters"),
+    Case(
+        "script title with a line break",
+        "form",
+        {"title": "<script>\nalert(1)</script>"},
+        "Remove the control characters",
+    ),
+    # Impact.
+    Case("impact 0", "form", {"impact": 0}, "Choose an impact from 1 (critical) to 5 (no impact)."),
+    Case("impact 6", "form", {"impact": 6}, "Choose an impact from 1 (critical) to 5 (no impact)."),
+    Case("impact -1", "form", {"impact": -1}, "Choose an impact from 1 (critical) to 5 (no impact)."),
+    Case("impact a word", "form", {"impact": "high"}, "Choose an impact from 1 (critical) to 5 (no impact)."),
+    Case("impact a float", "form", {"impact": "2.5"}, "Choose an impact from 1 (critical) to 5 (no impact)."),
+    Case("impact huge", "form", {"impact": "9" * 30}, "Choose an impact from 1 (critical) to 5 (no impact)."),
+    # Links.
+    Case("javascript: link", "form", {"items": [link("javascript:alert(1)")]}, "not javascript: links"),
+    Case("JavaScript: link in capitals", "form", {"items": [link("JaVaScRiPt:alert(1)")]}, "not javascript: links"),
+    Case("data: link", "form", {"items": [link("data:text/html,<script>alert(1)</script>")]}, "not data: links"),
+    Case("vbscript: link", "form", {"items": [link("vbscript:msgbox(1)")]}, "not vbscript: links"),
+    Case("file: link", "form", {"items": [link("file:///etc/passwd")]}, "not file: links"),
+    Case("ftp: link", "form", {"items": [link("ftp://example.com/x")]}, "not ftp: links"),
+    Case("link without a host", "form", {"items": [link("https://")]}, "Enter a complete web address"),
+    Case("link that is just words", "form", {"items": [link("not a link")]}, "Enter a complete web address"),
+    Case("protocol-relative link", "form", {"items": [link("//evil.example.com")]}, "Enter a complete web address"),
+    Case(
+        "link over 1000 characters",
+        "form",
+        {"items": [link("https://example.com/" + "a" * 990)]},
+        "A link can be at most 1000 characters (it has 1010).",
+    ),
+    Case("link with a space in the host", "form", {"items": [link("https://exa mple.com")]}, "Enter a complete"),
+    Case("link row without a value", "form", {"items": [link("", title="dashboard")]}, "Enter the link or ARN"),
+    Case(
+        "link title with a line break",
+        "form",
+        {"items": [link("https://example.com", title="a\nb")]},
+        "Remove the control characters",
+    ),
+    Case(
+        "link title too long",
+        "form",
+        {"items": [link("https://example.com", title="t" * 201)]},
+        "A title can be at most 200 characters",
+    ),
+    # Resources.
+    Case("malformed ARN", "form", {"items": [resource("notanarn")]}, "Enter an AWS resource ARN"),
+    Case("ARN with a short account", "form", {"items": [resource("arn:aws:ec2:us-east-1:12345:i/1")]}, "Enter an AWS"),
+    Case("ARN over the limit", "form", {"items": [resource("arn:aws:s3:::" + "b" * 1100)]}, "An ARN can be at most"),
+    Case("a link given as a resource", "form", {"items": [resource("https://example.com")]}, "Enter an AWS resource"),
+    Case("unknown item kind", "form", {"items": [{"kind": "shell", "value": "rm -rf /"}]}, "Select a valid choice."),
+    # Counts.
+    Case("101 related items", "form", {"items": many_links(101)}, "An incident can have at most 100 related items."),
+    Case(
+        "11 files",
+        "form",
+        {"items": [file(f"f{n}.txt") for n in range(11)]},
+        "Attach at most 10 files (there are 11).",
+    ),
+    # Files.
+    Case("empty file", "form", {"items": [file("empty.log", b"")]}, "“empty.log” is empty"),
+    Case("oversized file", "form", {"items": [file("big.log", b"x" * (2 * ONE_KB))]}, "files can be at most 1 KB"),
+    Case("executable", "form", {"items": [file("run.exe", b"MZ")]}, "“run.exe” is not an allowed type."),
+    Case("double extension .pdf.exe", "form", {"items": [file("report.pdf.exe", b"MZ")]}, "is not an allowed type"),
+    Case("disguised .exe.txt", "form", {"items": [file("invoice.exe.txt")]}, "looks like a disguised .exe file"),
+    Case("disguised .html.png", "form", {"items": [file("pic.html.png")]}, "looks like a disguised .html file"),
+    Case("svg image (scriptable)", "form", {"items": [file("logo.svg", b"<svg onload=alert(1)>")]}, "not an allowed"),
+    Case("html page", "form", {"items": [file("page.html", b"<script>alert(1)</script>")]}, "not an allowed type"),
+    Case("no extension", "form", {"items": [file("README")]}, "“README” is not an allowed type."),
+    Case("path traversal to /etc/passwd", "form", {"items": [file("../../../etc/passwd")]}, "not an allowed type"),
+    Case("traversal to a dotfile", "form", {"items": [file("../../.bashrc")]}, "not an allowed type"),
+    Case("windows traversal", "form", {"items": [file("..\\..\\boot.ini")]}, "not an allowed type"),
+    Case("file row without a file", "form", {"items": [{"kind": "file"}]}, "Choose a file to attach, or remove"),
+    # The form itself.
+    Case("damaged idempotency key", "form", {"key": "not-a-uuid"}, "This form is damaged"),
+    Case("missing idempotency key", "form", {"key": ""}, "This field is required."),
+]
+
+SERVICE_CASES = [
+    Case("hidden plan via the service", "service", {"plan": "@hidden"}, "not available to you"),
+    Case("deleted plan via the service", "service", {"plan": "@deleted"}, "not available to you"),
+    Case("restricted plan via the service", "service", {"plan": "@restricted"}, "not available to you"),
+    Case("overlong title via the service", "service", {"title": "x" * 201}, "at most 200 characters"),
+    Case("control characters via the service", "service", {"title": "a\nb"}, "Remove the control characters"),
+    Case("impact 9 via the service", "service", {"impact": 9}, "Choose an impact from 1"),
+    Case("impact True via the service", "service", {"impact": True}, "Choose an impact from 1"),
+    Case("javascript: link via the service", "service", {"items": [link("javascript:alert(1)")]}, "not javascript"),
+    Case("bad ARN via the service", "service", {"items": [resource("arn:nope")]}, "Enter an AWS resource ARN"),
+    Case("unknown kind via the service", "service", {"items": [{"kind": "shell", "value": "x"}]}, "A related item is"),
+    Case("101 items via the service", "service", {"items": many_links(101)}, "at most 100 related items"),
+    Case("11 files via the service", "service", {"items": [file(f"{n}.txt") for n in range(11)]}, "at most 10 files"),
+    Case(
+        "traversal name from an API payload",
+        "service",
+        {"items": [{"kind": "file", "raw_file": ("../../etc/x.txt", b"data")}]},
+        "cannot contain folders",
+    ),
+    Case("backslash name via the service", "service", {"items": [file("..\\x.txt")]}, "cannot contain folders"),
+    Case("NUL in a file name via the service", "service", {"items": [file("a\x00.txt")]}, "cannot contain folders"),
+    Case("empty file via the service", "service", {"items": [file("e.txt", b"")]}, "is empty"),
+    Case("oversized via the service", "service", {"items": [file("b.txt", b"x" * 2048)]}, "at most 1 KB"),
+    Case("file kind without a file", "service", {"items": [{"kind": "file"}]}, "Choose a file to attach."),
+]
+
+ACCESS_CASES = [
+    Case("another user's declaration", "access", {"path": "declaration"}, "", status=404),
+    Case("retry another user's declaration", "access", {"path": "retry"}, "", status=404),
+    Case("another user's file", "access", {"path": "file"}, "", status=404),
+    Case("missing CSRF token", "access", {"path": "no-csrf"}, "", status=403),
+    Case("declaration id that is not a number", "access", {"path": "/declarations/1%20OR%201=1/"}, "", status=404),
+]
+
+CASES = FORM_CASES + SERVICE_CASES + ACCESS_CASES
+
+
+def test_the_catalogue_has_at_least_sixty_hostile_inputs():
+    assert len(CASES) >= 60
+    assert len({case.name for case in CASES}) == len(CASES), "every row has its own name"
+
+
+# --- Sending a row through its channel -------------------------------------------------------------------
+
+
+def resolve_plan(value, plans):
+    if value is None or not isinstance(value, str) or not value.startswith("@"):
+        return value
+    return {"@hidden": plans["internal-tooling"], "@deleted": plans["data-pipeline-delay"]}.get(
+        value, plans["security-event"]
+    )
+
+
+def uploaded(item):
+    if "file" not in item:
+        return item
+    name, content, content_type = item["file"]
+    return {**item, "file": upload(name, content, content_type)}
+
+
+def send_form(client, case, plans):
+    payload = dict(case.payload)
+    plan = resolve_plan(payload.pop("plan", plans["website-outage"]), plans)
+    items = [uploaded(item) for item in payload.pop("items", [])]
+    key = payload.pop("key", uuid.uuid4().hex)
+    data = declare_post(plan, items=items, **payload)
+    data["idempotency_key"] = key
+    response = client.post(DECLARE, data)
+    return response.status_code, response.content.decode()
+
+
+def raw_file(item):
+    """A file whose name was never cleaned by Django's multipart parser (as an API's JSON body could carry)."""
+    if "raw_file" not in item:
+        return None
+    name, content = item["raw_file"]
+    return ContentFile(content, name=name)
+
+
+def send_service(user, case, plans):
+    payload = dict(case.payload)
+    plan = resolve_plan(payload.pop("plan", plans["website-outage"]), plans)
+    items = [
+        services.RelatedItemInput(
+            kind=item["kind"],
+            value=item.get("value", ""),
+            title=item.get("title", ""),
+            upload=uploaded(item)["file"] if "file" in item else raw_file(item),
+        )
+        for item in payload.pop("items", [])
+    ]
+    with pytest.raises(services.DeclarationError) as refused:
+        services.declaration_create(declared_by=user, response_plan=plan, related_items=items, **payload)
+    return 200, refused.value.message
+
+
+def send_access(client, case, plans, owner):
+    declaration, _ = services.declaration_create(
+        declared_by=owner,
+        response_plan=plans["website-outage"],
+        related_items=[services.RelatedItemInput(kind="file", upload=upload("theirs.txt", b"private"))],
+    )
+    file_item = declaration.related_items.get()
+    target = case.payload["path"]
+    if target == "declaration":
+        response = client.get(declaration.get_absolute_url())
+    elif target == "retry":
+        Declaration.objects.filter(pk=declaration.pk).update(state=Declaration.State.FAILED)
+        response = client.post(reverse("incidents:declaration-retry", args=[declaration.pk]))
+    elif target == "file":
+        response = client.get(reverse("incidents:related-item-download", args=[declaration.pk, file_item.pk]))
+    elif target == "no-csrf":
+        strict = Client(enforce_csrf_checks=True)
+        strict.force_login(client.session_user)
+        response = strict.post(DECLARE, declare_post(plans["website-outage"]))
+    else:
+        response = client.get(target)
+    return response.status_code, response.content.decode(), declaration
+
+
+def snapshot(sandbox):
+    return {
+        "declarations": Declaration.objects.count(),
+        "items": RelatedItem.objects.count(),
+        "audit": AuditEvent.objects.filter(declaration__isnull=False).count(),
+        "aws_calls": len(sandbox._call("GET", "/_sandbox/calls")["calls"]),
+    }
+
+
+@pytest.fixture
+def hostile_plans(plans):
+    from django.contrib.auth.models import Group
+
+    plans["internal-tooling"].is_visible = False
+    plans["internal-tooling"].save()
+    plans["data-pipeline-delay"].deleted_in_aws = True
+    plans["data-pipeline-delay"].save()
+    plans["security-event"].allowed_groups.set([Group.objects.get_or_create(name="managers")[0]])
+    return plans
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_hostile_input_is_refused_clearly_and_nothing_is_stored_or_sent(
+    case, client, support_user, other_support_user, hostile_plans, sandbox, settings
+):
+    settings.PORTAL_MAX_FILE_BYTES = ONE_KB
+    client.force_login(support_user)
+    client.session_user = support_user
+    if case.channel == "access":
+        status, body, _ = send_access(client, case, hostile_plans, other_support_user)
+        before = snapshot(sandbox)  # the other person's declaration exists; nothing more may appear
+        assert status == case.status
+        assert "theirs.txt" not in body and "Traceback" not in body
+        assert snapshot(sandbox) == before
+        return
+    before = snapshot(sandbox)
+    if case.channel == "form":
+        status, body = send_form(client, case, hostile_plans)
+        assert status == case.status
+        assert "Nothing was declared yet" in body
+    else:
+        status, body = send_service(support_user, case, hostile_plans)
+    escaped = case.message.replace("'", "&#x27;")
+    assert case.message in body or escaped in body, body[:3000]
+    assert snapshot(sandbox) == before, "nothing stored, nothing sent to AWS or S3"
+
+
+# --- Accepted, but made harmless ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "title",
+    [
+        "<script>alert(document.cookie)</script>",
+        '"><img src=x onerror=alert(1)>',
+        "</title><script>alert(1)</script>",
+        "{{ settings.SECRET_KEY }} {% debug %}",
+    ],
+)
+def test_html_and_template_syntax_in_a_title_is_stored_as_text_and_escaped_everywhere(
+    support_client, support_user, plans, title
+):
+    response = support_client.post(DECLARE, declare_post(plans["website-outage"], title=title))
+    assert response.status_code == 302
+    declaration = Declaration.objects.get()
+    assert declaration.title == title, "stored exactly as typed"
+    page = support_client.get(declaration.get_absolute_url()).content.decode()
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;" in page or "{{ settings.SECRET_KEY }}" in page
+    assert "test-only-not-secret" not in page
+
+
+@pytest.mark.django_db
+def test_a_lying_content_type_is_ignored_the_stored_type_follows_the_checked_extension(
+    support_client, plans, sandbox, s3
+):
+    lying = upload("notes.txt", b"plain notes", content_type="application/x-msdownload")
+    response = support_client.post(
+        DECLARE, declare_post(plans["website-outage"], items=[{"kind": "file", "file": lying}])
+    )
+    assert response.status_code == 302
+    item = RelatedItem.objects.get()
+    assert item.content_type == "text/plain"
+    assert s3.head_object(Bucket=item.s3_bucket, Key=item.s3_key)["ContentType"] == "text/plain"
+
+
+@pytest.mark.django_db
+def test_a_traversing_file_name_from_a_browser_is_reduced_to_its_last_part(support_client, plans):
+    traversing = upload("../../../../tmp/evil.txt", b"x")
+    response = support_client.post(
+        DECLARE, declare_post(plans["website-outage"], items=[{"kind": "file", "file": traversing}])
+    )
+    assert response.status_code == 302
+    item = RelatedItem.objects.get()
+    assert item.file_name == "evil.txt"
+    assert ".." not in item.s3_key and item.s3_key.startswith("declarations/")

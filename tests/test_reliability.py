@@ -1,0 +1,253 @@
+"""The outbox sweeper, bounded retries, the global rate limit and the task settings that make delivery safe."""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.utils import timezone
+
+from incidents import aws, ratelimit, services, tasks
+from incidents.models import Declaration
+from portal.celery import app
+
+
+def make_declaration(user, plan, **fields) -> Declaration:
+    declaration, _ = services.declaration_create(declared_by=user, response_plan=plan, title="Stuck")
+    if fields:
+        Declaration.objects.filter(pk=declaration.pk).update(**fields)
+        declaration.refresh_from_db()
+    return declaration
+
+
+def later(seconds: float):
+    return timezone.now() + timedelta(seconds=seconds)
+
+
+# --- The sweeper ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_declaration_never_handed_to_the_broker_is_redispatched(
+    support_user, plans, django_capture_on_commit_callbacks
+):
+    declaration = make_declaration(support_user, plans["website-outage"])
+    assert declaration.dispatched_at is None  # as when the broker was down at declaration time
+
+    too_soon = services.declarations_sweep(now=later(settings.PORTAL_SWEEP_QUEUED_AFTER / 2))
+    assert too_soon.total == 0, "a fresh declaration is left to its own dispatch"
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        result = services.declarations_sweep(now=later(settings.PORTAL_SWEEP_QUEUED_AFTER + 1))
+    assert result.queued == [declaration.pk]
+    assert len(callbacks) == 1, "one dispatch, after the sweep's transaction commits"
+    event = declaration.audit_events.get(action="declaration.redispatched")
+    assert event.actor_label == "system"
+    assert event.details["state"] == "queued"
+    assert event.details["client_token"] == declaration.client_token
+
+
+@pytest.mark.django_db
+def test_a_claimed_declaration_is_not_swept_again_until_the_threshold_passes_again(support_user, plans):
+    declaration = make_declaration(support_user, plans["website-outage"])
+    sweep_at = later(settings.PORTAL_SWEEP_QUEUED_AFTER + 1)
+    assert services.declarations_sweep(now=sweep_at).queued == [declaration.pk]
+    assert services.declarations_sweep(now=sweep_at + timedelta(seconds=1)).total == 0
+    again = sweep_at + timedelta(seconds=settings.PORTAL_SWEEP_QUEUED_AFTER + 1)
+    assert services.declarations_sweep(now=again).queued == [declaration.pk]
+
+
+@pytest.mark.django_db
+def test_a_declaration_starting_for_too_long_is_redispatched_but_finished_ones_never(support_user, plans):
+    plan = plans["website-outage"]
+    long_ago = timezone.now() - timedelta(seconds=settings.PORTAL_SWEEP_STARTING_AFTER + 5)
+    starting = make_declaration(support_user, plan, state=Declaration.State.STARTING, attempts=1)
+    Declaration.objects.filter(pk=starting.pk).update(updated_at=long_ago)
+    recent = make_declaration(support_user, plan, state=Declaration.State.STARTING, attempts=1)
+    make_declaration(support_user, plan, state=Declaration.State.STARTED, created_at=long_ago)
+    make_declaration(support_user, plan, state=Declaration.State.FAILED, created_at=long_ago)
+
+    result = services.declarations_sweep()
+    assert result.starting == [starting.pk]
+    assert recent.pk not in result.starting
+    assert result.queued == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_sweepers_skip_rows_another_one_holds(support_user, plans, monkeypatch):
+    dispatched = []
+    monkeypatch.setattr(services, "declaration_dispatch", lambda *, declaration_id: dispatched.append(declaration_id))
+    plan = plans["website-outage"]
+    first = make_declaration(support_user, plan)
+    second = make_declaration(support_user, plan)
+    sweep_at = later(settings.PORTAL_SWEEP_QUEUED_AFTER + 1)
+    locked, release = threading.Event(), threading.Event()
+
+    def other_sweeper_holding_first():
+        with transaction.atomic():
+            list(Declaration.objects.select_for_update().filter(pk=first.pk))
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=other_sweeper_holding_first)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        started = time.monotonic()
+        result = services.declarations_sweep(now=sweep_at)
+        assert time.monotonic() - started < 5, "a sweeper never waits for a row another one holds"
+        assert result.queued == [second.pk]
+    finally:
+        release.set()
+        holder.join()
+    assert services.declarations_sweep(now=sweep_at).queued == [first.pk], "the second one was claimed"
+    assert dispatched == [first.pk, second.pk, second.pk, first.pk]
+
+
+@pytest.mark.django_db
+def test_the_sweep_command_reports_what_it_redispatched(support_user, plans, settings, capsys):
+    settings.PORTAL_SWEEP_QUEUED_AFTER = 0
+    make_declaration(support_user, plans["website-outage"], created_at=timezone.now() - timedelta(seconds=5))
+    call_command("sweep_declarations")
+    assert "Re-dispatched 1 queued, 0 starting" in capsys.readouterr().out
+
+
+# --- Bounded retries and a clear final failure -------------------------------------------------------
+
+
+@pytest.fixture
+def one_botocore_attempt(settings):
+    settings.AWS_MAX_ATTEMPTS = 1
+    aws.reset_clients()
+    yield
+    aws.reset_clients()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("one_botocore_attempt")
+def test_attempts_are_bounded_by_the_database_even_when_messages_are_redelivered(support_user, plans, sandbox):
+    sandbox.inject(operation="StartIncident", error_rate=1.0)
+    declaration = make_declaration(support_user, plans["website-outage"])
+    limit = settings.PORTAL_START_MAX_RETRIES + 1
+    for _ in range(limit - 1):
+        # Each delivery looks like a first one to Celery (a sweeper's or a lost worker's redelivery).
+        with pytest.raises(services.StartRetryable):
+            services.declaration_start(declaration_id=declaration.pk, final_attempt=False)
+    declaration = services.declaration_start(declaration_id=declaration.pk, final_attempt=False)
+    assert declaration.state == Declaration.State.FAILED
+    assert declaration.attempts == limit
+    assert declaration.failure_reason.endswith(f"(gave up after {limit} attempts)")
+    assert len(sandbox.calls()) == limit
+    assert {c["params"]["clientToken"] for c in sandbox.calls()} == {declaration.client_token}
+    # Another delivery after the end does nothing at all.
+    services.declaration_start(declaration_id=declaration.pk, final_attempt=False)
+    assert len(sandbox.calls()) == limit
+
+
+def test_retry_backoff_stays_far_below_the_visibility_timeout():
+    worst = max(tasks.retry_countdown(retries) for retries in range(30) for _ in range(20))
+    assert worst <= settings.PORTAL_VISIBILITY_TIMEOUT / 10
+    assert settings.PORTAL_SWEEP_STARTING_AFTER < settings.PORTAL_VISIBILITY_TIMEOUT
+    assert settings.CELERY_TASK_TIME_LIMIT < settings.PORTAL_SWEEP_STARTING_AFTER
+
+
+def test_delivery_settings_make_tasks_at_least_once_and_safe():
+    conf = app.conf
+    assert conf.task_acks_late and conf.task_reject_on_worker_lost
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.broker_transport_options["visibility_timeout"] == settings.PORTAL_VISIBILITY_TIMEOUT
+    assert conf.result_backend_transport_options["visibility_timeout"] == settings.PORTAL_VISIBILITY_TIMEOUT
+    start = app.tasks["incidents.tasks.start_declaration"]
+    assert start.acks_late and start.reject_on_worker_lost
+
+
+def test_every_task_has_an_explicit_queue_and_the_periodic_ones_are_scheduled():
+    app.loader.import_default_modules()
+    ours = {name for name in app.tasks if name.startswith("incidents.")}
+    assert ours >= {"incidents.tasks.start_declaration", "incidents.tasks.sweep_declarations"}
+    assert ours <= set(settings.CELERY_TASK_ROUTES), f"unrouted: {ours - set(settings.CELERY_TASK_ROUTES)}"
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"incidents.tasks.sweep_declarations", "incidents.tasks.record_worker_heartbeat"} <= scheduled
+
+
+def test_botocore_has_explicit_timeouts_and_the_standard_retry_mode(sandbox_server):
+    aws.reset_clients()
+    config = aws._client("ssm-incidents").meta.config
+    assert config.retries["mode"] == "standard"
+    assert config.retries["total_max_attempts"] == settings.AWS_MAX_ATTEMPTS
+    assert (config.connect_timeout, config.read_timeout) == (settings.AWS_CONNECT_TIMEOUT, settings.AWS_READ_TIMEOUT)
+
+
+# --- The global rate limit --------------------------------------------------------------------------------
+
+
+def test_the_shared_rate_limit_spaces_calls_from_every_thread_and_process(settings):
+    ratelimit._redis().delete("portal:ratelimit:test-spacing")
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def caller():
+        for _ in range(4):
+            ratelimit.rate_limit_wait(name="test-spacing", per_second=20, burst=1, max_wait=5)
+            with lock:
+                stamps.append(time.monotonic())
+
+    threads = [threading.Thread(target=caller) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stamps.sort()
+    # 16 calls at 20 per second with no burst: at least 15 intervals of 50 ms between first and last.
+    assert stamps[-1] - stamps[0] >= 15 * 0.05 - 0.02
+
+
+def test_a_caller_that_would_wait_too_long_is_told_to_come_back_later():
+    ratelimit._redis().delete("portal:ratelimit:test-busy")
+    ratelimit.rate_limit_wait(name="test-busy", per_second=1, burst=1, max_wait=0)
+    with pytest.raises(ratelimit.RateLimitBusy):
+        ratelimit.rate_limit_wait(name="test-busy", per_second=1, burst=1, max_wait=0.5)
+
+
+@pytest.mark.django_db
+def test_a_busy_rate_limit_is_a_retryable_failure_not_a_lost_declaration(
+    support_user, plans, sandbox, settings, one_botocore_attempt
+):
+    settings.PORTAL_START_RATE_LIMIT_PER_SECOND = 0.01
+    settings.PORTAL_START_RATE_LIMIT_BURST = 1
+    settings.PORTAL_START_RATE_LIMIT_MAX_WAIT = 1
+    ratelimit._redis().delete("portal:ratelimit:start-incident")
+    first = make_declaration(support_user, plans["website-outage"])
+    second = make_declaration(support_user, plans["payments-degraded"])
+    assert services.declaration_start(declaration_id=first.pk, final_attempt=False).state == "started"
+    with pytest.raises(services.StartRetryable) as raised:
+        services.declaration_start(declaration_id=second.pk, final_attempt=False)
+    assert raised.value.error.code == "PortalRateLimited"
+    assert len(sandbox.calls()) == 1, "the refused call never reached AWS"
+    ratelimit._redis().delete("portal:ratelimit:start-incident")
+
+
+# --- Idempotency under a race ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_concurrent_post_with_the_same_key_gets_the_declaration_the_first_one_made(support_user, plans, monkeypatch):
+    plan = plans["website-outage"]
+    first, created = services.declaration_create(declared_by=support_user, response_plan=plan, idempotency_key="k1")
+    assert created
+    real_lookup = services._declaration_for_key
+    lookups = []
+
+    def lookup_that_lost_the_race(key, declared_by, fingerprint):
+        # The first lookup runs before the other request commits; the second one, after the unique key clashed.
+        lookups.append(key)
+        return None if len(lookups) == 1 else real_lookup(key, declared_by, fingerprint)
+
+    monkeypatch.setattr(services, "_declaration_for_key", lookup_that_lost_the_race)
+    second, created = services.declaration_create(declared_by=support_user, response_plan=plan, idempotency_key="k1")
+    assert (second.pk, created) == (first.pk, False)
+    assert Declaration.objects.count() == 1
