@@ -86,7 +86,8 @@ def audit_record(
     ip_address: str | None = None,
 ) -> AuditEvent:
     """Append one event to the hash-chained audit trail (inside the caller's transaction)."""
-    with transaction.atomic():
+    # No savepoint: an audit trail that cannot be written must undo the whole change it records.
+    with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             # Appends must be serial, or two events could chain to the same predecessor.
             with connection.cursor() as cursor:
@@ -156,7 +157,9 @@ def declaration_create(
     A repeated idempotency key returns the declaration it already made instead of making another.
     `trigger_details` (an API caller's own, already validated) replace the portal's in the StartIncident request.
     """
-    if idempotency_key:
+    if idempotency_key and any(item.kind == RelatedItem.Kind.FILE for item in related_items):
+        # Look before uploading, so that a repeated POST does not store its files twice. Without files the
+        # database's unique key answers a repeat (below), which saves this query on every declaration.
         existing = _declaration_for_key(idempotency_key, declared_by, request_fingerprint)
         if existing:
             return existing, False
@@ -178,10 +181,13 @@ def declaration_create(
         idempotency_key=idempotency_key or None,
         request_fingerprint=request_fingerprint,
         trigger_details=trigger_details or None,
+        # Handed to the workers right after the commit below; cleared again if that publish fails.
+        dispatched_at=timezone.now(),
     )
     # Uniqueness is left to the database: a concurrent POST with the same key must reach the IntegrityError below
-    # (and get the declaration it made), not a validation error.
-    declaration.full_clean(validate_unique=False)
+    # (and get the declaration it made), not a validation error. The plan and the person are model instances
+    # checked above, so their existence needs no query either.
+    declaration.full_clean(exclude=["declared_by", "response_plan"], validate_unique=False)
     try:
         with transaction.atomic():
             declaration.save(force_insert=True)
@@ -283,8 +289,8 @@ def declaration_dispatch(*, declaration_id: int) -> bool:
             type(exc).__name__,
             extra={**context, "error_code": type(exc).__name__},
         )
+        Declaration.objects.filter(pk=declaration_id, state=Declaration.State.QUEUED).update(dispatched_at=None)
         return False
-    Declaration.objects.filter(pk=declaration_id).update(dispatched_at=timezone.now())
     logger.info("declaration %s handed to the workers", declaration_id, extra=context)
     return True
 
@@ -393,7 +399,10 @@ def declaration_retry(*, declaration: Declaration, actor, ip_address: str | None
         declaration.failure_code = declaration.failure_reason = ""
         # A fresh budget of attempts; the audit trail keeps the earlier count.
         declaration.attempts = 0
-        declaration.save(update_fields=["state", "failure_code", "failure_reason", "attempts", "updated_at"])
+        declaration.dispatched_at = timezone.now()
+        declaration.save(
+            update_fields=["state", "failure_code", "failure_reason", "attempts", "dispatched_at", "updated_at"]
+        )
         audit_record(
             action="declaration.retried",
             actor=actor,

@@ -13,6 +13,7 @@ from django.utils import timezone
 from incidents import aws, ratelimit, services, tasks
 from incidents.models import Declaration
 from portal.celery import app
+from tests.helpers import upload
 
 
 def make_declaration(user, plan, **fields) -> Declaration:
@@ -35,7 +36,8 @@ def test_a_declaration_never_handed_to_the_broker_is_redispatched(
     support_user, plans, django_capture_on_commit_callbacks
 ):
     declaration = make_declaration(support_user, plans["website-outage"])
-    assert declaration.dispatched_at is None  # as when the broker was down at declaration time
+    # As when the broker was down at declaration time: the failed publish cleared the hand-over time.
+    Declaration.objects.filter(pk=declaration.pk).update(dispatched_at=None)
 
     too_soon = services.declarations_sweep(now=later(settings.PORTAL_SWEEP_QUEUED_AFTER / 2))
     assert too_soon.total == 0, "a fresh declaration is left to its own dispatch"
@@ -237,7 +239,10 @@ def test_a_busy_rate_limit_is_a_retryable_failure_not_a_lost_declaration(
 @pytest.mark.django_db
 def test_a_concurrent_post_with_the_same_key_gets_the_declaration_the_first_one_made(support_user, plans, monkeypatch):
     plan = plans["website-outage"]
-    first, created = services.declaration_create(declared_by=support_user, response_plan=plan, idempotency_key="k1")
+    files = [services.RelatedItemInput(kind="file", upload=upload("notes.txt", b"notes"))]
+    first, created = services.declaration_create(
+        declared_by=support_user, response_plan=plan, idempotency_key="k1", related_items=files
+    )
     assert created
     real_lookup = services._declaration_for_key
     lookups = []
@@ -248,6 +253,36 @@ def test_a_concurrent_post_with_the_same_key_gets_the_declaration_the_first_one_
         return None if len(lookups) == 1 else real_lookup(key, declared_by, fingerprint)
 
     monkeypatch.setattr(services, "_declaration_for_key", lookup_that_lost_the_race)
-    second, created = services.declaration_create(declared_by=support_user, response_plan=plan, idempotency_key="k1")
+    files = [services.RelatedItemInput(kind="file", upload=upload("notes.txt", b"notes"))]
+    second, created = services.declaration_create(
+        declared_by=support_user, response_plan=plan, idempotency_key="k1", related_items=files
+    )
     assert (second.pk, created) == (first.pk, False)
     assert Declaration.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_repeated_key_without_files_is_answered_by_the_databases_unique_key(support_user, plans):
+    plan = plans["website-outage"]
+    first, created = services.declaration_create(declared_by=support_user, response_plan=plan, idempotency_key="k2")
+    second, again = services.declaration_create(declared_by=support_user, response_plan=plan, idempotency_key="k2")
+    assert (created, again) == (True, False)
+    assert second.pk == first.pk
+    assert Declaration.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_publish_that_fails_leaves_the_declaration_queued_and_never_handed_over(support_user, plans, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    declaration = make_declaration(support_user, plans["website-outage"])
+    assert declaration.dispatched_at is not None, "stored as handed over, as the publish follows the commit"
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.start_declaration, "delay", broker_down)
+    assert services.declaration_dispatch(declaration_id=declaration.pk) is False
+    declaration.refresh_from_db()
+    assert declaration.state == Declaration.State.QUEUED
+    assert declaration.dispatched_at is None, "the sweeper sees it was never handed to a worker"
