@@ -40,7 +40,7 @@ from .forms import (
     declaration_fingerprint,
     declaration_initial_from_query,
 )
-from .models import IMPACT_DESCRIPTIONS, Declaration, Impact, RelatedItem, ResponsePlan
+from .models import IMPACT_DESCRIPTIONS, AttachmentState, Declaration, Impact, RelatedItem, ResponsePlan
 
 AWS_CONSOLE_URL = "https://console.aws.amazon.com/systems-manager/incidents/home"
 NO_ROLE = "Your account has no role in the portal yet; ask an admin."
@@ -277,11 +277,19 @@ def declaration_detail(request: HttpRequest, declaration_id: int) -> HttpRespons
     declaration = selectors.declaration_get_for(user=request.user, declaration_id=declaration_id)
     if declaration is None:
         raise Http404("No declaration with that number is visible to you.")
+    related_items = list(declaration.related_items.defer("pending_content"))
+    files = [item for item in related_items if item.kind == RelatedItem.Kind.FILE]
+    files_pending = sum(item.attachment_state == AttachmentState.PENDING for item in files)
     context = {
         "declaration": declaration,
         "aws_request_json": _pretty_json(declaration.aws_request),
         "aws_response_json": _pretty_json(declaration.aws_response),
-        "related_items": declaration.related_items.defer("pending_content"),
+        "related_items": related_items,
+        # Files reach the incident after it started when S3 was down: keep polling until each has landed.
+        "files_pending": files_pending,
+        "keep_polling": not declaration.is_final or files_pending > 0,
+        # A file's state changes only while polling; the answer that stops it carries their final states too.
+        "refresh_items": bool(files),
         "audit_events": selectors.declaration_audit_trail(declaration=declaration),
         "impact_description": IMPACT_DESCRIPTIONS[declaration.effective_impact],
         "impact_label": Impact(declaration.effective_impact).label,
@@ -291,7 +299,8 @@ def declaration_detail(request: HttpRequest, declaration_id: int) -> HttpRespons
         "steps": _state_steps(declaration),
     }
     if _htmx_target(request) == "status":
-        # The live status: re-rendered without its polling trigger once the declaration is final.
+        # The live status: re-rendered without its polling trigger once the declaration is final and no file is
+        # waiting; the audit trail and the related items ride along out of band.
         return render(request, "incidents/declaration_detail.html#status", {**context, "refresh_audit": True})
     return render(request, "incidents/declaration_detail.html", context)
 

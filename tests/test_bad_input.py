@@ -1,8 +1,9 @@
 """The bad-input catalogue: hostile or malformed input, each refused with a clear error, nothing stored or sent.
 
 One row per input. `channel` says where it enters: the web form ("form"), the service layer that every interface
-shares ("service"), or another person's resources ("access"). The API (issue 5) appends its own rows with
-channel "api" and a `send` that posts JSON; `assert_refused` is the same for every channel.
+shares ("service"), another person's resources ("access"), or the JSON API ("api": `POST /api/startIncident` with
+a valid bearer token unless the row says otherwise). Every row must leave the same counts behind: no declaration,
+related item or audit event, and no call in the sandbox's log.
 """
 
 import uuid
@@ -15,20 +16,24 @@ from django.test import Client
 from django.urls import reverse
 
 from incidents import services
-from incidents.models import AuditEvent, Declaration, RelatedItem
+from incidents.models import ApiToken, AuditEvent, Declaration, RelatedItem
+from tests.api.conftest import ApiClient, assert_error, make_token
 from tests.helpers import declare_post, upload
 
 DECLARE = reverse("incidents:declare")
+START = "/api/startIncident"
 ARN = "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1234def567890"
 
 
 @dataclass(frozen=True)
 class Case:
     name: str
-    channel: str  # "form", "service", "access" (and "api", appended by issue 5)
+    channel: str  # "form", "service", "access" or "api"
     payload: dict[str, Any]
     message: str  # what the person is told (a substring of the page / error)
     status: int = 200
+    code: str = ""  # api: the envelope's error code
+    field: str = ""  # api: the field path the message is reported at ("" = the envelope's own message)
 
 
 def link(value, **extra):
@@ -183,7 +188,135 @@ ACCESS_CASES = [
     Case("declaration id that is not a number", "access", {"path": "/declarations/1%20OR%201=1/"}, "", status=404),
 ]
 
-CASES = FORM_CASES + SERVICE_CASES + ACCESS_CASES
+
+def api_case(name, payload, message, *, field="", code="VALIDATION_ERROR", status=400):
+    return Case(name, "api", payload, message, status=status, code=code, field=field)
+
+
+def api_link(url):
+    return {"identifier": {"type": "OTHER", "value": {"url": url}}}
+
+
+TRIGGER = {"source": "com.example.alerting", "timestamp": "2026-01-01T00:00:00Z"}
+ITEM_URL = "relatedItems[0].identifier.value.url"
+NOT_AVAILABLE = "No response plan with this ARN is available to you"
+IMPACT = "Choose an impact from 1 (critical) to 5 (no impact)."
+
+API_CASES = [
+    # Titles.
+    api_case("api: title over 200 characters", {"body": {"title": "x" * 201}}, "at most 200 characters", field="title"),
+    api_case(
+        "api: title with a line break", {"body": {"title": "a\nb"}}, "Remove the control characters", field="title"
+    ),
+    api_case(
+        "api: title with an escape", {"body": {"title": "\x1b[2J"}}, "Remove the control characters", field="title"
+    ),
+    api_case("api: title with a NUL", {"body": {"title": "nul\x00"}}, "Null characters are not allowed", field="title"),
+    # Plans.
+    api_case(
+        "api: forged plan ARN",
+        {"body": {"responsePlanArn": "arn:aws:ssm-incidents::999999999999:response-plan/evil"}},
+        NOT_AVAILABLE,
+        field="responsePlanArn",
+    ),
+    api_case(
+        "api: hidden plan's ARN", {"body": {"responsePlanArn": "@hidden"}}, NOT_AVAILABLE, field="responsePlanArn"
+    ),
+    api_case(
+        "api: plan deleted in AWS", {"body": {"responsePlanArn": "@deleted"}}, NOT_AVAILABLE, field="responsePlanArn"
+    ),
+    api_case(
+        "api: plan for another group",
+        {"body": {"responsePlanArn": "@restricted"}},
+        NOT_AVAILABLE,
+        field="responsePlanArn",
+    ),
+    # Impact.
+    api_case("api: impact 0", {"body": {"impact": 0}}, IMPACT, field="impact"),
+    api_case("api: impact 6", {"body": {"impact": 6}}, IMPACT, field="impact"),
+    api_case("api: impact as a string", {"body": {"impact": "1"}}, "Must be a whole number", field="impact"),
+    api_case("api: impact true", {"body": {"impact": True}}, "Must be a whole number", field="impact"),
+    api_case("api: impact 1.5", {"body": {"impact": 1.5}}, "Must be a whole number", field="impact"),
+    # Related items.
+    api_case(
+        "api: javascript: URL",
+        {"body": {"relatedItems": [api_link("javascript:alert(1)")]}},
+        "not javascript: links",
+        field=ITEM_URL,
+    ),
+    api_case(
+        "api: data: URL",
+        {"body": {"relatedItems": [api_link("data:text/html,<script>alert(1)</script>")]}},
+        "not data: links",
+        field=ITEM_URL,
+    ),
+    api_case(
+        "api: 101 related items",
+        {"body": {"relatedItems": [api_link(f"https://status.example.com/{n}") for n in range(101)]}},
+        "at most 100 related items",
+        field="relatedItems",
+    ),
+    api_case(
+        "api: generatedId present",
+        {"body": {"relatedItems": [{**api_link("https://x.example"), "generatedId": "related-item/OTHER/x"}]}},
+        "Incident Manager assigns generatedId itself",
+        field="relatedItems[0].generatedId",
+    ),
+    api_case(
+        "api: ATTACHMENT identifier",
+        {"body": {"relatedItems": [{"identifier": {"type": "ATTACHMENT", "value": {"arn": "arn:aws:s3:::b/k"}}}]}},
+        "files can be attached in the web form only",
+        field="relatedItems[0].identifier.type",
+    ),
+    api_case(
+        "api: METRIC identifier",
+        {"body": {"relatedItems": [{"identifier": {"type": "METRIC", "value": {"metricDefinition": "{}"}}}]}},
+        "“METRIC” cannot be sent here",
+        field="relatedItems[0].identifier.type",
+    ),
+    # Trigger details.
+    api_case(
+        "api: trigger source aws.foo",
+        {"body": {"triggerDetails": {**TRIGGER, "source": "aws.foo"}}},
+        "reserved for AWS",
+        field="triggerDetails.source",
+    ),
+    api_case(
+        "api: rawData over 10000 characters",
+        {"body": {"triggerDetails": {**TRIGGER, "rawData": "r" * 10_001}}},
+        "at most 10000 characters (it has 10001)",
+        field="triggerDetails.rawData",
+    ),
+    # The body itself.
+    api_case("api: unknown top-level field", {"body": {"summary": "x"}}, "Unknown field", field="summary"),
+    api_case("api: malformed JSON", {"raw": '{"title": '}, "not valid JSON", code="MALFORMED_REQUEST"),
+    api_case(
+        "api: form-encoded body",
+        {"raw": "title=x", "content_type": "application/x-www-form-urlencoded"},
+        "Content-Type: application/json",
+        code="UNSUPPORTED_MEDIA_TYPE",
+        status=415,
+    ),
+    api_case(
+        "api: body over the limit",
+        {"body": {"title": "x" * (600 * ONE_KB)}},
+        "The body can be at most",
+        code="PAYLOAD_TOO_LARGE",
+        status=413,
+    ),
+    # Who is asking.
+    api_case(
+        "api: another user's declaration id",
+        {"get": "theirs"},
+        "is visible to you",
+        code="NOT_FOUND",
+        status=404,
+    ),
+    api_case("api: a revoked token", {"token": "revoked"}, "revoked", code="UNAUTHENTICATED", status=401),
+    api_case("api: no token", {"token": None}, "Authorization: Bearer", code="UNAUTHENTICATED", status=401),
+]
+
+CASES = FORM_CASES + SERVICE_CASES + ACCESS_CASES + API_CASES
 
 
 def test_the_catalogue_has_at_least_sixty_hostile_inputs():
@@ -269,6 +402,25 @@ def send_access(client, case, plans, owner):
     return response.status_code, response.content.decode(), declaration
 
 
+def send_api(case, plans, user, owner):
+    """POST the row's body (over a valid plan's ARN) to /api/startIncident; returns the response and the cleanup."""
+    payload = case.payload
+    secret = make_token(user)
+    if payload.get("token", "valid") is None:
+        secret = None
+    elif payload.get("token") == "revoked":
+        services.api_token_revoke(token=ApiToken.objects.get(owner=user), actor=user)
+    api = ApiClient(Client(), secret)
+    if payload.get("get") == "theirs":
+        theirs, _ = services.declaration_create(declared_by=owner, response_plan=plans["website-outage"])
+        return lambda: api.get(f"/api/declarations/{theirs.pk}")
+    if "raw" in payload:
+        return lambda: api.post(START, raw=payload["raw"], content_type=payload.get("content_type", "application/json"))
+    body = {"responsePlanArn": plans["website-outage"].arn, **payload.get("body", {})}
+    body["responsePlanArn"] = getattr(resolve_plan(body["responsePlanArn"], plans), "arn", body["responsePlanArn"])
+    return lambda: api.post(START, body)
+
+
 def snapshot(sandbox):
     return {
         "declarations": Declaration.objects.count(),
@@ -304,6 +456,16 @@ def test_hostile_input_is_refused_clearly_and_nothing_is_stored_or_sent(
         assert status == case.status
         assert "theirs.txt" not in body and "Traceback" not in body
         assert snapshot(sandbox) == before
+        return
+    if case.channel == "api":
+        send = send_api(case, hostile_plans, support_user, other_support_user)
+        before = snapshot(sandbox)  # after the row's setup: the other person's declaration may exist
+        error = assert_error(send(), case.status, case.code)
+        if case.field:
+            assert case.message in error["details"].get(case.field, ""), error
+        else:
+            assert case.message in error["message"], error
+        assert snapshot(sandbox) == before, "nothing stored, nothing sent to AWS or S3"
         return
     before = snapshot(sandbox)
     if case.channel == "form":
@@ -341,6 +503,27 @@ def test_html_and_template_syntax_in_a_title_is_stored_as_text_and_escaped_every
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;" in page or "{{ settings.SECRET_KEY }}" in page
     assert "test-only-not-secret" not in page
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("title", ["<script>alert(document.cookie)</script>", '"><img src=x onerror=alert(1)>'])
+def test_html_in_a_title_sent_through_the_api_is_answered_as_json_and_escaped_on_the_web(
+    support_client, support_user, plans, title
+):
+    api = ApiClient(Client(), make_token(support_user))
+    response = api.post(START, {"responsePlanArn": plans["website-outage"].arn, "title": title})
+    assert response.status_code == 202
+    assert response["Content-Type"] == "application/json"
+    assert response["X-Content-Type-Options"] == "nosniff", "a browser never sniffs the answer as HTML"
+    declaration = Declaration.objects.get(pk=response.json()["data"]["id"])
+    assert declaration.title == title, "stored exactly as sent"
+
+    read_back = api.get(f"/api/declarations/{declaration.pk}")
+    assert read_back["Content-Type"] == "application/json"
+    assert read_back.json()["data"]["title"] == title
+    page = support_client.get(declaration.get_absolute_url()).content.decode()
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;" in page
 
 
 @pytest.mark.django_db

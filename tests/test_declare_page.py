@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents import aws, selectors, services
-from incidents.models import Declaration
-from tests.helpers import declare_post
+from incidents.models import AttachmentState, Declaration
+from tests.helpers import declare_post, upload
 
 DECLARE = reverse("incidents:declare")
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -265,6 +265,43 @@ def test_the_live_status_stops_polling_at_a_final_state(support_client, plans, s
     assert "https://console.aws.amazon.com/systems-manager/incidents/home" in final
     # The audit trail is refreshed alongside, out of band.
     assert 'id="audit-trail" hx-swap-oob="true"' in final
+
+
+def test_the_live_status_refreshes_file_states_and_keeps_polling_while_a_file_waits_for_s3(
+    support_client, plans, support_user
+):
+    declaration, _ = services.declaration_create(
+        declared_by=support_user,
+        response_plan=plans["website-outage"],
+        related_items=[services.RelatedItemInput(kind="file", upload=upload("timeline.txt", b"12:01 spike"))],
+    )
+    # S3 was down at declare time: the incident started, the file still waits in the portal.
+    Declaration.objects.filter(pk=declaration.pk).update(state=Declaration.State.STARTED)
+    declaration.related_items.update(attachment_state=AttachmentState.PENDING)
+    url = declaration.get_absolute_url()
+
+    waiting = support_client.get(url, **htmx("status")).content.decode()
+    assert 'hx-trigger="every 1s"' in waiting, "a final declaration still polls while a file is pending"
+    assert "1 file still waiting to reach S3" in waiting
+    assert 'id="attachments" hx-swap-oob="true"' in waiting
+    assert "Waiting to be uploaded" in waiting
+
+    declaration.related_items.update(attachment_state=AttachmentState.ATTACHED)
+    landed = support_client.get(url, **htmx("status")).content.decode()
+    assert "hx-trigger" not in landed, "polling stops once no file is pending"
+    assert "still waiting" not in landed
+    # The answer that stops polling still carries the files' final states.
+    assert 'id="attachments" hx-swap-oob="true"' in landed
+    assert "Attached to the incident" in landed and "Download timeline.txt" in landed
+
+
+def test_a_declaration_without_files_refreshes_no_related_items(support_client, plans, support_user):
+    declaration, _ = services.declaration_create(
+        declared_by=support_user, response_plan=plans["website-outage"], related_items=[]
+    )
+    polling = support_client.get(declaration.get_absolute_url(), **htmx("status")).content.decode()
+    assert 'hx-trigger="every 1s"' in polling
+    assert 'id="attachments"' not in polling
 
 
 def test_every_page_loads_htmx_from_the_projects_static_files_with_a_nonce(support_client, plans):
