@@ -53,8 +53,8 @@ FROM generate_series(%(start)s, %(stop)s) AS g,
 
 ITEMS_SQL = """
 INSERT INTO incidents_relateditem (declaration_id, kind, title, value, position, file_name, content_type, size,
-                                   s3_bucket, s3_key)
-SELECT id, 'link', 'Status page', 'https://status.example.com/incidents/' || id, 0, '', '', NULL, '', ''
+                                   s3_bucket, s3_key, attachment_state, attachment_error, attachment_attempts)
+SELECT id, 'link', 'Status page', 'https://status.example.com/incidents/' || id, 0, '', '', NULL, '', '', '', '', 0
 FROM incidents_declaration WHERE id > %(after)s
 """
 
