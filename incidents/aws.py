@@ -205,7 +205,7 @@ def presigned_download_url(*, bucket: str, key: str, file_name: str, expires_in:
     )
 
 
-# --- Issue 6: late attachments and health ---------------------------------------------------------
+# --- Late attachments and health ---------------------------------------------------------
 
 
 def add_related_item(*, incident_record_arn: str, item: dict[str, Any], client_token: str) -> None:

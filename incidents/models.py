@@ -183,7 +183,7 @@ class RelatedItem(models.Model):
     size = models.PositiveBigIntegerField(null=True, blank=True)
     s3_bucket = models.CharField(max_length=63, blank=True)
     s3_key = models.CharField(max_length=1024, blank=True)
-    # Files only (issue 6): see AttachmentState. The bytes are kept here only until they reach S3.
+    # Files only: see AttachmentState. The bytes are kept here only until they reach S3.
     attachment_state = models.CharField(max_length=16, choices=AttachmentState.choices, blank=True)
     attachment_error = models.TextField(blank=True)
     attachment_attempts = models.PositiveIntegerField(default=0)

@@ -414,7 +414,7 @@ def declaration_retry(*, declaration: Declaration, actor, ip_address: str | None
     return declaration
 
 
-# --- Declaration rules, for every interface (issue 6) -------------------------------------------------------
+# --- Declaration rules, for every interface -------------------------------------------------------
 
 
 def declaration_validate(
@@ -477,7 +477,7 @@ def _check(validator, value, *, field: str) -> None:
         raise DeclarationError(" ".join(exc.messages), field=field) from None
 
 
-# --- Late attachments (issue 6) ---------------------------------------------------------------------------
+# --- Late attachments ---------------------------------------------------------------------------
 
 
 class AttachmentRetryable(Exception):
@@ -578,7 +578,7 @@ def _attachment_record_failure(*, item: RelatedItem, declaration: Declaration, e
     )
 
 
-# --- The outbox sweeper (issue 6) -------------------------------------------------------------------------
+# --- The outbox sweeper -------------------------------------------------------------------------
 
 
 @dataclass

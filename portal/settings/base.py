@@ -261,7 +261,7 @@ PORTAL_EXPORT_CHUNK_SIZE = env_int("PORTAL_EXPORT_CHUNK_SIZE", 2000)
 # Presigned attachment links live at most five minutes; they are made on each click, never embedded.
 PORTAL_DOWNLOAD_URL_SECONDS = min(env_int("PORTAL_DOWNLOAD_URL_SECONDS", 300), 300)
 
-# --- Reliability (issue 6): outbox sweeper, global rate limit, heartbeat ---------------------------------
+# --- Reliability: outbox sweeper, global rate limit, heartbeat ---------------------------------
 # The sweeper re-dispatches declarations whose message may be lost. Both thresholds stay far below the visibility
 # timeout, so the sweeper (not Redis's slow redelivery) is what rescues work; "starting" must outlast one attempt
 # (task time limit plus the longest backoff), or the sweeper would re-send work that is still running.
