@@ -79,16 +79,27 @@ def sandbox(sandbox_server):
     control.clear_faults()
 
 
+def worker_database_url() -> str:
+    """The test database, for worker processes started by the tests.
+
+    Between transactional tests the database is flushed with TRUNCATE while a worker may still be finishing a
+    task; should the two deadlock, the worker's short deadlock_timeout makes its task the one PostgreSQL aborts,
+    never the flush (which would leave rows behind for the next test).
+    """
+    db = settings.DATABASES["default"]
+    credentials = f"{db['USER']}:{db.get('PASSWORD') or ''}"
+    return f"postgres://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}?options=-c%20deadlock_timeout%3D50ms"
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, sandbox_server):
     """A real Celery worker process consuming from real Redis and writing to the test database."""
     broker = settings.CELERY_BROKER_URL
     redis.Redis.from_url(broker).flushdb()
-    db = settings.DATABASES["default"]
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": worker_database_url(),
         "CELERY_BROKER_URL": broker,
         "PYTHONUNBUFFERED": "1",
     }

@@ -24,7 +24,7 @@ from django.conf import settings
 from incidents import ratelimit
 from incidents.models import Declaration
 from portal.celery import app
-from tests.conftest import ROOT
+from tests.conftest import ROOT, worker_database_url
 
 FULL = os.environ.get("CHAOS_SCALE", "small").lower() == "full"
 REPORT: list[str] = []
@@ -263,12 +263,11 @@ def harness(django_db_setup, django_db_blocker, sandbox_server):
         old.unlink()
     server = PrivateRedis(directory)
     server.start()
-    db = settings.DATABASES["default"]
     env = {
         **os.environ,
         **CHAOS_SETTINGS,
         "DJANGO_SETTINGS_MODULE": "portal.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": worker_database_url(),
         "CELERY_BROKER_URL": server.url,
         "PORTAL_RATE_LIMIT_REDIS_URL": server.url,
         "PYTHONUNBUFFERED": "1",
