@@ -310,3 +310,23 @@ def test_every_page_loads_htmx_from_the_projects_static_files_with_a_nonce(suppo
     assert "includeIndicatorStyles&quot;: false" in page or '"includeIndicatorStyles": false' in page
     assert "style=" not in page
     assert not re.search(r"<script(?![^>]*(src=|application/json))", page)
+
+
+def test_the_live_status_keeps_the_rest_of_the_page_in_step(support_client, plans, support_user):
+    declaration, _ = services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+    url = declaration.get_absolute_url()
+    arn = "arn:aws:ssm-incidents::123456789012:incident-record/website-outage/1"
+    Declaration.objects.filter(pk=declaration.pk).update(
+        state=Declaration.State.STARTED,
+        incident_record_arn=arn,
+        aws_request={"responsePlanArn": plans["website-outage"].arn, "clientToken": declaration.client_token},
+    )
+    final = support_client.get(url, **htmx("status")).content.decode()
+    # The facts card and what was sent to AWS change with the state: both are swapped in out of band, so the
+    # page never shows "Started" above a card still saying "Starting" and "None yet".
+    facts = final[final.index('id="declaration-facts" hx-swap-oob="true"') :]
+    facts = facts[: facts.index("</section>")]
+    assert "state-pill-started" in facts
+    assert arn in facts
+    exchange = final[final.index('id="aws-exchange" hx-swap-oob="true"') :]
+    assert declaration.client_token in exchange[: exchange.index("</section>")]
