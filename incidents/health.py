@@ -3,6 +3,7 @@
 Each check answers ok or not with a fixed, generic reason: exception texts can carry host names or credentials.
 """
 
+import logging
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.db import connection
 from . import aws
 
 HEARTBEAT_KEY = "portal:worker-heartbeat"
+logger = logging.getLogger(__name__)
 
 
 def _redis() -> redis.Redis:
@@ -51,6 +53,7 @@ def _check_aws() -> dict[str, Any]:
         aws.ping(timeout=settings.PORTAL_HEALTH_TIMEOUT)
     except aws.AwsError as error:
         # The error code (e.g. ConnectionError, AccessDeniedException) helps operators and reveals no secret.
+        logger.warning("health check aws failed: %s", error.code)
         return {"ok": False, "reason": error.code}
     return {"ok": True}
 
@@ -66,6 +69,8 @@ def health_report() -> tuple[bool, dict[str, Any]]:
             checks[name] = check()
         except Exception as exc:  # any failure is "not ok"; only its type is reported
             checks[name] = {"ok": False, "reason": type(exc).__name__}
+            # Operators see which part failed in the logs too; the exception text stays out (it may hold secrets).
+            logger.warning("health check %s failed: %s", name, type(exc).__name__)
         checks[name]["ms"] = round((time.monotonic() - started) * 1000)
     healthy = all(check["ok"] for check in checks.values())
     return healthy, {"status": "ok" if healthy else "unavailable", "checks": checks}
