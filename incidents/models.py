@@ -199,7 +199,10 @@ class RelatedItem(models.Model):
 class AuditEvent(models.Model):
     """An append-only record of one step: who did what, when, from where.
 
-    Each event's hash covers its content and the previous event's hash, so tampering breaks the chain.
+    Events form a hash chain: `content_hash` covers the event's own content and `hash` covers that and the
+    previous event's hash, so that changing, removing or reordering an event breaks the chain. On PostgreSQL the
+    database links each new event into the chain as it is inserted (migration 0006), so that appends from many
+    processes line up without a round trip; elsewhere `services.audit_record` links it.
     """
 
     declaration = models.ForeignKey(
@@ -217,6 +220,7 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    content_hash = models.CharField(max_length=64)
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
@@ -226,10 +230,9 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
 
-    def content_hash(self) -> str:
-        """SHA-256 over this event's content and the previous event's hash."""
+    def compute_content_hash(self) -> str:
+        """SHA-256 over this event's own content (everything but its place in the chain)."""
         content = {
-            "previous_hash": self.previous_hash,
             "declaration": self.declaration_id,
             "response_plan": self.response_plan_id,
             "actor": self.actor_id,
@@ -241,6 +244,11 @@ class AuditEvent(models.Model):
         }
         encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
         return hashlib.sha256(encoded.encode()).hexdigest()
+
+    @staticmethod
+    def chain_hash(previous_hash: str, content_hash: str) -> str:
+        """The link: SHA-256 of the previous event's hash followed by this event's content hash (as the trigger)."""
+        return hashlib.sha256((previous_hash + content_hash).encode()).hexdigest()
 
 
 class ApiToken(models.Model):

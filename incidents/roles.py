@@ -8,12 +8,21 @@ ADMIN = "admins"
 ALL = (SUPPORT, MANAGER, ADMIN)
 
 
-def _groups(user) -> set[str]:
+def _memberships(user) -> dict[int, str]:
+    """The person's groups by id, read once per request (the user object lives as long as the request)."""
     if not user.is_authenticated:
-        return set()
+        return {}
     if not hasattr(user, "_portal_groups"):
-        user._portal_groups = set(user.groups.values_list("name", flat=True))
+        user._portal_groups = dict(user.groups.values_list("id", "name"))
     return user._portal_groups
+
+
+def _groups(user) -> set[str]:
+    return set(_memberships(user).values())
+
+
+def group_ids(user: AbstractBaseUser | AnonymousUser) -> list[int]:
+    return list(_memberships(user))
 
 
 def is_manager(user: AbstractBaseUser | AnonymousUser) -> bool:

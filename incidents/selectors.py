@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import TruncDate, TruncWeek
 from django.urls import reverse
 from django.utils import timezone
@@ -28,11 +28,19 @@ RELATED_ITEM_TYPES = {
 
 
 def response_plans_available_to(*, user) -> QuerySet[ResponsePlan]:
-    """The plans this person may declare with: shown, still in AWS, and open to one of their groups."""
-    plans = ResponsePlan.objects.filter(is_visible=True, deleted_in_aws=False)
+    """The plans this person may declare with: shown, still in AWS, and open to one of their groups.
+
+    Each plan carries `available_to` (the person's id), so that checking it again for them costs no query."""
+    plans = ResponsePlan.objects.filter(is_visible=True, deleted_in_aws=False).annotate(available_to=Value(user.pk))
     if user.is_superuser:
         return plans
-    return plans.filter(Q(allowed_groups=None) | Q(allowed_groups__in=user.groups.all())).distinct()
+    return plans.filter(Q(allowed_groups=None) | Q(allowed_groups__in=roles.group_ids(user))).distinct()
+
+
+def response_plan_is_available_to(*, user, response_plan: ResponsePlan) -> bool:
+    if user.pk is not None and getattr(response_plan, "available_to", None) == user.pk:
+        return True  # selected for this person just now, by the query above
+    return response_plans_available_to(user=user).filter(pk=response_plan.pk).exists()
 
 
 def declarations_visible_to(*, user) -> QuerySet[Declaration]:
@@ -419,9 +427,13 @@ def audit_chain_verify(*, genesis_hash: str, chunk_size: int = 5000) -> AuditVer
                 f"({expected_previous[:12]}…): an event was removed, inserted or reordered"
             )
             return result
-        if event.hash != event.content_hash():
+        if event.content_hash != event.compute_content_hash():
             result.broken_id = event.pk
             result.problem = "its content does not match its hash: the event was changed after it was written"
+            return result
+        if event.hash != AuditEvent.chain_hash(event.previous_hash, event.content_hash):
+            result.broken_id = event.pk
+            result.problem = "its hash does not follow from its content and the previous hash: it was rewritten"
             return result
         expected_previous = event.hash
         result.checked += 1

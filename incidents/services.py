@@ -24,7 +24,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, Value
 from django.utils import timezone
 
 from . import aws, roles, selectors, validators
@@ -34,9 +34,8 @@ from .validators import safe_file_name
 logger = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "system"
+# The "previous hash" of the first audit event (the PostgreSQL trigger of migration 0006 uses the same).
 GENESIS_HASH = "0" * 64
-# Any constant: the key of the advisory lock that serialises appends to the audit hash chain.
-AUDIT_CHAIN_LOCK = 0x41554449
 
 
 class DeclarationError(Exception):
@@ -86,25 +85,28 @@ def audit_record(
     ip_address: str | None = None,
 ) -> AuditEvent:
     """Append one event to the hash-chained audit trail (inside the caller's transaction)."""
+    event = AuditEvent(
+        declaration=declaration,
+        response_plan=response_plan,
+        actor=actor,
+        actor_label=actor.get_username() if actor else SYSTEM_ACTOR,
+        action=action,
+        details=_jsonable(details or {}),
+        ip_address=ip_address,
+        created_at=timezone.now(),
+    )
+    event.content_hash = event.compute_content_hash()
     # No savepoint: an audit trail that cannot be written must undo the whole change it records.
     with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
-            # Appends must be serial, or two events could chain to the same predecessor.
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_CHAIN_LOCK])
-        previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
-        event = AuditEvent(
-            declaration=declaration,
-            response_plan=response_plan,
-            actor=actor,
-            actor_label=actor.get_username() if actor else SYSTEM_ACTOR,
-            action=action,
-            details=_jsonable(details or {}),
-            ip_address=ip_address,
-            created_at=timezone.now(),
-            previous_hash=previous or GENESIS_HASH,
-        )
-        event.hash = event.content_hash()
+            # The database links the event to the chain's head as it inserts it (trigger incidents_auditevent_chain,
+            # serialised by an advisory lock held from here to the commit); the place it gets is read back.
+            event.previous_hash = event.hash = Value("")
+        else:
+            # SQLite: writers hold the database's lock from the transaction's start (local settings).
+            previous = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+            event.previous_hash = previous or GENESIS_HASH
+            event.hash = AuditEvent.chain_hash(event.previous_hash, event.content_hash)
         event.save(force_insert=True)
     if declaration is not None:
         _declaration_log(declaration, action, details=event.details)
@@ -426,7 +428,7 @@ def declaration_validate(
     related_items: list[RelatedItemInput] | tuple = (),
 ) -> None:
     """Raise DeclarationError, naming the field, for anything the form would refuse (the API has no form)."""
-    if not selectors.response_plans_available_to(user=declared_by).filter(pk=response_plan.pk).exists():
+    if not selectors.response_plan_is_available_to(user=declared_by, response_plan=response_plan):
         raise DeclarationError(
             "Choose one of the response plans listed; that one is not available to you.",
             code="plan_unavailable",

@@ -1,9 +1,11 @@
 """The audit trail: every step recorded, chained, and impossible to rewrite quietly."""
 
-import pytest
-from django.db import DatabaseError, transaction
+from concurrent.futures import ThreadPoolExecutor
 
-from incidents import services
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from incidents import selectors, services
 from incidents.models import AuditEvent
 
 
@@ -15,7 +17,8 @@ def test_each_event_chains_to_the_one_before(plans, support_user):
     assert len(events) >= 2
     for previous, event in zip(events, events[1:], strict=False):
         assert event.previous_hash == previous.hash
-        assert event.hash == event.content_hash()
+        assert event.content_hash == event.compute_content_hash()
+        assert event.hash == AuditEvent.chain_hash(event.previous_hash, event.content_hash)
 
 
 @pytest.mark.django_db
@@ -28,3 +31,27 @@ def test_the_database_refuses_to_update_or_delete_audit_events(plans, support_us
         AuditEvent.objects.filter(pk=event.pk).delete()
     event.refresh_from_db()
     assert event.action == "declaration.queued"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_appends_form_one_unbroken_chain_in_id_order(plans, support_user):
+    """Many requests declaring at once: every event links to the one before it by id, none to the same head."""
+
+    def declare(worker: int) -> None:
+        try:
+            for number in range(8):
+                services.declaration_create(
+                    declared_by=support_user, response_plan=plans["website-outage"], title=f"{worker}-{number}"
+                )
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(declare, range(6)))
+
+    queued = AuditEvent.objects.filter(action="declaration.queued")
+    assert queued.count() == 48
+    # The session's worker may be appending its own events (starting, started) meanwhile: they chain too.
+    result = selectors.audit_chain_verify(genesis_hash=services.GENESIS_HASH)
+    assert result.intact, result.problem
+    assert result.checked >= AuditEvent.objects.filter(pk__lte=queued.latest("pk").pk).count()

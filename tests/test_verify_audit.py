@@ -14,6 +14,7 @@ from incidents.models import AuditEvent
 
 TABLE = AuditEvent._meta.db_table
 TRIGGER = "incidents_auditevent_append_only"
+CHAIN_TRIGGER = "incidents_auditevent_chain"
 
 
 @pytest.fixture
@@ -24,16 +25,16 @@ def trail(plans, support_user):
     return list(AuditEvent.objects.order_by("id"))
 
 
-def tamper(sql: str, params=()) -> None:
-    """What an attacker with database access would do: switch the append-only trigger off, edit, switch it on.
+def tamper(sql: str, params=(), *, trigger: str = TRIGGER) -> None:
+    """What an attacker with database access would do: switch a trigger off, edit, switch it on.
 
     Inside the test's transaction, so the table is back as it was afterwards."""
     with connection.cursor() as cursor:
         # ALTER TABLE refuses while deferred foreign-key checks are pending in the transaction: run them now.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER {TRIGGER}")
+        cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER {trigger}")
         cursor.execute(sql, params)
-        cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER {TRIGGER}")
+        cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER {trigger}")
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
@@ -63,16 +64,45 @@ def test_a_deleted_event_breaks_the_link_of_the_next_one(trail):
 
 
 @pytest.mark.django_db
+def test_a_rewritten_hash_is_named(trail):
+    victim = trail[-2]
+    tamper("UPDATE incidents_auditevent SET hash = %s WHERE id = %s", ["f" * 64, victim.pk])
+    with pytest.raises(CommandError, match=rf"broken at event #{victim.pk}: its hash does not follow"):
+        call_command("verify_audit")
+
+
+@pytest.mark.django_db
+def test_an_event_cannot_be_slipped_into_the_past(trail):
+    """Whatever place an inserted event claims, the database links it at the head of the chain."""
+    claimed = AuditEvent(actor_label="mallory", action="declaration.started", previous_hash=trail[0].hash)
+    claimed.content_hash = claimed.compute_content_hash()
+    claimed.hash = AuditEvent.chain_hash(trail[0].hash, claimed.content_hash)
+    claimed.save(force_insert=True)
+    claimed.refresh_from_db()
+    assert claimed.previous_hash == trail[-1].hash
+    assert claimed.pk > trail[-1].pk
+
+
+@pytest.mark.django_db
 def test_a_forged_event_with_a_recomputed_hash_is_still_caught(trail):
-    # The forger knows the hashing scheme and computes a valid hash, but cannot know where the chain continues.
-    forged = AuditEvent(
-        actor_label="mallory",
-        action="declaration.started",
-        created_at=timezone.now(),
-        previous_hash=trail[0].hash,
+    # The forger switches the chaining trigger off and computes a valid hash for the place they want, but cannot
+    # know where the chain continues after the events that follow.
+    forged = AuditEvent(actor_label="mallory", action="declaration.started", created_at=timezone.now())
+    content_hash = forged.compute_content_hash()
+    tamper(
+        "INSERT INTO incidents_auditevent (actor_label, action, details, created_at, content_hash, previous_hash, "
+        "hash) VALUES (%s, %s, '{}', %s, %s, %s, %s)",
+        [
+            forged.actor_label,
+            forged.action,
+            forged.created_at,
+            content_hash,
+            trail[0].hash,
+            AuditEvent.chain_hash(trail[0].hash, content_hash),
+        ],
+        trigger=CHAIN_TRIGGER,
     )
-    forged.hash = forged.content_hash()
-    forged.save(force_insert=True)
+    forged = AuditEvent.objects.get(actor_label="mallory")
     with pytest.raises(CommandError, match=rf"broken at event #{forged.pk}"):
         call_command("verify_audit")
 
