@@ -382,8 +382,20 @@ def _declaration_finish(
                 declaration=declaration,
                 details={"code": error.code, "message": error.message, "attempts": declaration.attempts},
             )
-        declaration.save()
+        declaration.save(update_fields=FINISH_FIELDS)
     return declaration
+
+
+# What finishing a declaration writes (the row's request, title and the rest stay as they are).
+FINISH_FIELDS = [
+    "state",
+    "incident_record_arn",
+    "started_at",
+    "failure_code",
+    "failure_reason",
+    "aws_response",
+    "updated_at",
+]
 
 
 def declaration_retry(*, declaration: Declaration, actor, ip_address: str | None = None) -> Declaration:
