@@ -1,8 +1,10 @@
 """The declare form: what a person sees and what is refused before anything is stored or sent."""
 
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
 
+from incidents import roles, selectors, services
 from incidents.models import AuditEvent, Declaration
 from tests.helpers import declare_post, upload
 
@@ -171,3 +173,15 @@ def test_values_entered_survive_a_failed_submission(support_client, plans):
     page = support_client.post(DECLARE, data).content.decode()
     assert 'value="Checkout 500s"' in page
     assert "arn:aws:ec2:us-east-1:123456789012:instance/i-1" in page
+
+
+@pytest.mark.django_db
+def test_a_plan_chosen_for_one_person_is_checked_again_for_another(plans, support_user, manager_user, sandbox):
+    """The form's plan carries whom it was selected for, which spares the service a query; only for that person."""
+    managers_only = plans["internal-tooling"]
+    managers_only.allowed_groups.set([Group.objects.get(name=roles.MANAGER)])
+    chosen_by_manager = selectors.response_plans_available_to(user=manager_user).get(pk=managers_only.pk)
+    with pytest.raises(services.DeclarationError, match="not available to you"):
+        services.declaration_create(declared_by=support_user, response_plan=chosen_by_manager)
+    assert not Declaration.objects.exists()
+    assert_nothing_made(sandbox)
