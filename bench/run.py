@@ -139,24 +139,9 @@ class Bench:
 
         self.step("gunicorn")
         bind = self.base_url.removeprefix("http://")
-        # As the README runs production; BENCH_GUNICORN_ARGS tries other worker mixes.
-        server_args = os.environ.get("BENCH_GUNICORN_ARGS", "--workers 5").split()
-        self.spawn(
-            "gunicorn",
-            [
-                PYTHON,
-                "-m",
-                "gunicorn",
-                "portal.wsgi",
-                "--bind",
-                bind,
-                *server_args,
-                "--backlog",
-                "2048",
-                "--access-logfile",
-                "/dev/null",
-            ],
-        )
+        # As the README runs production (gunicorn.conf.py); BENCH_GUNICORN_ARGS tries other worker mixes.
+        server_args = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
+        self.spawn("gunicorn", [PYTHON, "-m", "gunicorn", "--bind", bind, *server_args])
         self.wait_for(self.base_url + "/bench/bare/")
         self.login()
 

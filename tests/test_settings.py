@@ -1,9 +1,13 @@
 """Production settings: safe by default, and refusing to start without their secrets."""
 
+import multiprocessing
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
+
+from gunicorn.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,3 +43,17 @@ def test_production_refuses_to_start_without_allowed_hosts():
     result = manage("check", SECRET_KEY="z" * 60)
     assert result.returncode != 0
     assert "ALLOWED_HOSTS must be set" in result.stderr
+
+
+def test_gunicorn_config_lets_a_long_export_finish(monkeypatch):
+    """gunicorn kills a sync worker that sends nothing for `timeout` s: the 30 s default cut a million-row CSV export
+    off mid-file on a slow machine. The settings go through gunicorn's own validation, as `gunicorn` would load them."""
+    for name in ("GUNICORN_TIMEOUT", "GUNICORN_WORKERS", "GUNICORN_BIND"):
+        monkeypatch.delenv(name, raising=False)
+    config = Config()
+    for name, value in runpy.run_path(str(ROOT / "gunicorn.conf.py")).items():
+        if name in config.settings:
+            config.set(name, value)
+    assert config.wsgi_app == "portal.wsgi"
+    assert config.timeout >= 300
+    assert config.workers == 2 * multiprocessing.cpu_count() + 1
