@@ -16,7 +16,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.forms.utils import flatatt
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 
 from . import roles, selectors, validators
@@ -34,16 +34,13 @@ class LongSelect(forms.Select):
 
     def render(self, name, value, attrs=None, renderer=None):
         selected = set(self.format_value(value))
-        options = format_html_join(
-            "",
-            '<option value="{}"{}>{}</option>',
-            (
-                (choice, mark_safe(" selected") if str(choice) in selected else "", label)  # noqa: S308
-                for choice, label in self.choices
-            ),
+        options = "".join(
+            f'<option value="{escape(choice)}"{" selected" if str(choice) in selected else ""}>{escape(label)}</option>'
+            for choice, label in self.choices
         )
         final_attrs = flatatt(self.build_attrs(self.attrs, attrs))
-        return format_html('<select name="{}"{}>{}</select>', name, final_attrs, options)
+        # Every value and label above went through escape().
+        return format_html('<select name="{}"{}>{}</select>', name, final_attrs, mark_safe(options))  # noqa: S308
 
 
 class ResponsePlanChoiceField(forms.ModelChoiceField):

@@ -6,6 +6,8 @@ The declare page is one view serving the whole page and, for htmx, the fragment 
 
 import csv
 import dataclasses
+import io
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -406,14 +408,8 @@ def declaration_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-class _Echo:
-    """A file-like object that hands back what csv.writer writes, so rows can be streamed."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = frozenset(FORMULA_PREFIXES)
 
 
 def csv_safe(value) -> str | int:
@@ -426,17 +422,32 @@ def csv_safe(value) -> str | int:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
+def _csv_row(row: tuple) -> list:
+    """csv_safe over a row; numbers and harmless text, most cells, skip the call (a million rows: 16 million cells)."""
+    return [
+        cell
+        if cell.__class__ is int or (cell.__class__ is str and not (cell and cell[0] in _FORMULA_STARTS))
+        else csv_safe(cell)
+        for cell in row
+    ]
+
+
 def _csv_lines(rows: Iterator[tuple], batch: int = 500) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow([header for header, _ in selectors.EXPORT_COLUMNS])
-    lines = []
-    for row in rows:
-        lines.append(writer.writerow([csv_safe(cell) for cell in row]))
-        if len(lines) >= batch:
-            yield "".join(lines)
-            lines = []
-    if lines:
-        yield "".join(lines)
+    """The header, then `batch` rows per chunk: csv writes each chunk in one call, and no more is ever held."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def written() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow([header for header, _ in selectors.EXPORT_COLUMNS])
+    yield written()
+    for chunk in itertools.batched(rows, batch):
+        writer.writerows(map(_csv_row, chunk))
+        yield written()
 
 
 @require_http_methods(["GET"])
