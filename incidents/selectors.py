@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import TruncDate, TruncWeek
 from django.urls import reverse
 from django.utils import timezone
@@ -31,7 +31,9 @@ def response_plans_available_to(*, user) -> QuerySet[ResponsePlan]:
     """The plans this person may declare with: shown, still in AWS, and open to one of their groups.
 
     Each plan carries `available_to` (the person's id), so that checking it again for them costs no query."""
-    plans = ResponsePlan.objects.filter(is_visible=True, deleted_in_aws=False).annotate(available_to=Value(user.pk))
+    plans = ResponsePlan.objects.filter(is_visible=True, deleted_in_aws=False).annotate(
+        available_to=Value(user.pk, output_field=IntegerField())
+    )
     if user.is_superuser:
         return plans
     return plans.filter(Q(allowed_groups=None) | Q(allowed_groups__in=roles.group_ids(user))).distinct()
