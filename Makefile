@@ -47,6 +47,7 @@ clean:
 	rm -rf .venv .uv var test-artifacts
 
 ## Measure speed and memory as production would run (gunicorn, PostgreSQL, Redis, worker, sandbox)
+## BENCH_ARGS="--quick" for a smoke run, BENCH_ARGS="--only declare,history" for some of the measures
 bench: setup services
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) -m bench.run $(BENCH_ARGS)

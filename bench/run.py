@@ -3,7 +3,8 @@
 Everything runs on this machine: PostgreSQL (a throw-away database), Redis (its own database number), the AWS
 sandbox, gunicorn with production settings and a Celery worker. Load comes from wrk (C, so the load generator takes
 little CPU from the server). Each latency and throughput figure is measured in the same run as a bare Django view
-served by the same server, so the ratios hold on a noisy machine.
+served by the same server — declarations and the bare view in alternating rounds — so the ratios hold on a noisy
+machine. `--quick` for a smoke run, `--only declare,form` (any of declare, click-to-call, form, history) for a part.
 """
 
 import argparse
