@@ -73,12 +73,11 @@ def declaration_start_request(declaration: Declaration) -> dict[str, Any]:
         title=declaration.title,
         impact=declaration.impact,
         # Files still waiting for S3 are left out: the incident must not wait for them (they are attached later).
-        related_items=[
-            (item.kind, item.value, item.title)
-            for item in declaration.related_items.exclude(
+        related_items=list(
+            declaration.related_items.exclude(
                 attachment_state__in=[AttachmentState.PENDING, AttachmentState.FAILED]
-            ).defer("pending_content")
-        ],
+            ).values_list("kind", "value", "title")
+        ),
         declared_by=declaration.declared_by.get_username(),
         declaration_id=declaration.pk,
         declaration_url=declaration_url(declaration),
