@@ -22,6 +22,8 @@ if env_bool("PORTAL_EMBEDDED_BROKER", False):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BASE_DIR / "var" / "broker"),
         "data_folder_out": str(BASE_DIR / "var" / "broker"),
+        # Where kombu keeps its exchange bindings (by default a `control/` folder wherever the process started).
+        "control_folder": str(BASE_DIR / "var" / "broker" / "control"),
         "store_processed": False,
     }
     (BASE_DIR / "var" / "broker").mkdir(parents=True, exist_ok=True)
