@@ -23,21 +23,20 @@ def poll(api, status_url: str, timeout: float = 20) -> dict:
 
 def test_a_scripts_declaration_reaches_aws_with_the_callers_fields(api, plans, sandbox, ssm_incidents):
     plan = plans["payments-degraded"]
-    response = api.start(
-        {
-            "responsePlanArn": plan.arn,
-            "title": "Card payments failing in EU",
-            "impact": 1,
-            "relatedItems": [link("https://grafana.example.com/d/payments", "Dashboard"), resource(INSTANCE_ARN)],
-            "clientToken": "alarm-payments-eu-1",
-            "triggerDetails": {
-                "source": "com.example.alerting",
-                "timestamp": "2026-11-29T16:30:00Z",
-                "rawData": '{"alarm": "payments-eu-errors"}',
-                "triggerArn": ALARM_ARN,
-            },
-        }
-    )
+    payload = {
+        "responsePlanArn": plan.arn,
+        "title": "Card payments failing in EU",
+        "impact": 1,
+        "relatedItems": [link("https://grafana.example.com/d/payments", "Dashboard"), resource(INSTANCE_ARN)],
+        "clientToken": "alarm-payments-eu-1",
+        "triggerDetails": {
+            "source": "com.example.alerting",
+            "timestamp": "2026-11-29T16:30:00Z",
+            "rawData": '{"alarm": "payments-eu-errors"}',
+            "triggerArn": ALARM_ARN,
+        },
+    }
+    response = api.start(payload)
     assert response.status_code == 202, response.content
     accepted = response.json()["data"]
 
@@ -69,21 +68,7 @@ def test_a_scripts_declaration_reaches_aws_with_the_callers_fields(api, plans, s
     }
 
     # The retrying script gets the same declaration back, and AWS was called once.
-    again = api.start(
-        {
-            "responsePlanArn": plan.arn,
-            "title": "Card payments failing in EU",
-            "impact": 1,
-            "relatedItems": [link("https://grafana.example.com/d/payments", "Dashboard"), resource(INSTANCE_ARN)],
-            "clientToken": "alarm-payments-eu-1",
-            "triggerDetails": {
-                "source": "com.example.alerting",
-                "timestamp": "2026-11-29T16:30:00Z",
-                "rawData": '{"alarm": "payments-eu-errors"}',
-                "triggerArn": ALARM_ARN,
-            },
-        }
-    )
+    again = api.start(payload)
     assert again.status_code == 200
     assert again.json()["data"]["id"] == accepted["id"]
     assert again.json()["data"]["state"] == "started"

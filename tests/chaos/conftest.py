@@ -99,6 +99,14 @@ class PrivateRedis:
         return redis.Redis(port=self.port).llen("declarations")
 
 
+def _spawn(command: list[str], *, env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """A Celery process of its own session (so that a whole-group kill reaches its pool), appending to its log."""
+    with log_path.open("a") as log:
+        return subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -115,9 +123,8 @@ class Worker:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        log = self.log_path.open("a")
-        self._log_offset = self.log_path.stat().st_size
-        self.process = subprocess.Popen(
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.process = _spawn(
             [
                 sys.executable,
                 "-m",
@@ -140,12 +147,8 @@ class Worker:
                 "--without-heartbeat",
             ],
             env=self.env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log_path=self.log_path,
         )
-        log.close()
 
     def wait_ready(self, timeout: float = 40) -> None:
         deadline = time.monotonic() + timeout
@@ -212,17 +215,12 @@ class Harness:
             worker.stop()
 
     def start_beat(self) -> None:
-        log = (self.log_dir / "beat.log").open("a")
         schedule = self.log_dir / "beat-schedule"
-        self.beat = subprocess.Popen(
+        self.beat = _spawn(
             [sys.executable, "-m", "celery", "-A", "portal", "beat", "-s", str(schedule), "--loglevel", "INFO"],
             env=self.env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log_path=self.log_dir / "beat.log",
         )
-        log.close()
 
     def stop(self) -> None:
         self.stop_workers()
