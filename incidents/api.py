@@ -300,7 +300,7 @@ def response_plans(request: HttpRequest) -> HttpResponse:
 
 @login_not_required
 @csrf_exempt
-def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+def not_found(request: HttpRequest) -> HttpResponse:
     return ApiError("NOT_FOUND", f"There is no API endpoint at {request.path}; see /api/docs/.").response()
 
 

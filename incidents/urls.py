@@ -33,7 +33,8 @@ urlpatterns = [
     path("api/startIncident", api.start_incident, name="api-start-incident"),
     path("api/declarations/<int:declaration_id>", api.declaration_detail, name="api-declaration"),
     path("api/responsePlans", api.response_plans, name="api-response-plans"),
-    # Anything else under /api/ answers in the envelope, never with the HTML 404 page or a login redirect.
-    re_path(r"^api/(?P<rest>.*)$", api.not_found),
+    # Anything else under /api/ answers in the envelope, never with the HTML 404 page or a login redirect
+    # (a prefix match, so that paths with line breaks are caught too: `.*$` would stop at them).
+    re_path(r"^api/", api.not_found),
     path("healthz", views.healthz, name="healthz"),
 ]

@@ -252,6 +252,9 @@ def test_wrong_methods_get_405_with_allow(api, method, path, allow):
 def test_unknown_api_paths_answer_in_the_envelope(api):
     assert_error(api.get("/api/startincident"), 404, "NOT_FOUND")
     assert_error(api.get("/api/declarations/abc"), 404, "NOT_FOUND")
+    # Found by the schema fuzzer: a line break in the path once fell through to the HTML 404 page.
+    assert_error(api.get("/api/declarations/%0A1"), 404, "NOT_FOUND")
+    assert_error(api.get("/api/%0A"), 404, "NOT_FOUND")
 
 
 def test_an_unexpected_failure_is_a_500_that_reveals_nothing(api, plans, monkeypatch, caplog):
