@@ -217,3 +217,27 @@ def test_an_admin_cannot_lock_themselves_out(portal_admin_client, portal_admin_u
     assert response.status_code == 200
     assert "cannot remove your own admin role" in response.content.decode()
     assert roles.is_admin(type(portal_admin_user).objects.get(pk=portal_admin_user.pk))
+
+
+@pytest.mark.django_db
+def test_a_role_change_applies_to_the_persons_very_next_request(client, portal_admin_client, support_user, plans):
+    """The person's groups are read with the person on each request, never kept from an earlier one."""
+    client.force_login(support_user)
+    assert client.get("/declarations/summary/").status_code == 403
+    portal_admin_client.post(f"/users/{support_user.pk}/", {"roles": [roles.MANAGER], "is_active": "on"})
+    assert client.get("/declarations/summary/").status_code == 200
+    portal_admin_client.post(f"/users/{support_user.pk}/", {"roles": [], "is_active": "on"})
+    assert client.get("/declare/").status_code == 403
+    portal_admin_client.post(f"/users/{support_user.pk}/", {"roles": [roles.SUPPORT]})  # disabled
+    response = client.get("/declare/")
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_the_session_brings_the_persons_groups_in_one_query(client, support_user, django_assert_num_queries):
+    """Session, then the person with their groups; the role check itself asks nothing more."""
+    client.force_login(support_user)
+    with django_assert_num_queries(2):
+        response = client.get("/declarations/export.csv")  # refused by role before any work
+    assert response.status_code == 403
