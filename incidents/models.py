@@ -89,8 +89,13 @@ class Declaration(models.Model):
 
     FINAL_STATES = (State.STARTED, State.FAILED)
 
-    declared_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    response_plan = models.ForeignKey(ResponsePlan, on_delete=models.PROTECT, related_name="declarations")
+    # No single-column indexes: the history's (declarer | plan, created) indexes below lead with these columns.
+    declared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    response_plan = models.ForeignKey(
+        ResponsePlan, on_delete=models.PROTECT, related_name="declarations", db_index=False
+    )
     # Empty title / null impact: the person left them to the response plan.
     title = models.CharField(max_length=200, blank=True)
     impact = models.PositiveSmallIntegerField(choices=Impact.choices, null=True, blank=True)
@@ -222,7 +227,9 @@ class AuditEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     content_hash = models.CharField(max_length=64)
     previous_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # Not indexed: nothing looks an event up by its hash (verify_audit walks the trail in id order), and a unique
+    # index over random hex made every append a random write into an index as large as the table (migration 0007).
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["id"]
