@@ -20,3 +20,10 @@ graceful_timeout = 30
 backlog = 2048
 # The access log is the proxy's; the portal's own structured log names every step of a declaration.
 accesslog = None
+
+
+def post_worker_init(worker) -> None:
+    """Each worker imports and connects now what its first declaration would otherwise wait for (portal/warmup.py)."""
+    from portal import warmup
+
+    warmup.web_process()

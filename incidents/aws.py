@@ -106,6 +106,13 @@ def _start_incident_slot(**_kwargs) -> None:
     ratelimit.start_incident_slot()
 
 
+def warm_up() -> None:
+    """Build the clients now: botocore reads its service models when a client is made (0.1–0.3 s here), which the
+    first StartIncident of every new worker process would otherwise wait for."""
+    for service in ("ssm-incidents", "s3"):
+        _client(service)
+
+
 def reset_clients() -> None:
     """Forget cached clients, so that changed endpoints or credentials take effect (tests, forks)."""
     with _clients_lock:
