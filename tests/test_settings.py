@@ -1,5 +1,6 @@
 """Production settings: safe by default, and refusing to start without their secrets."""
 
+import json
 import multiprocessing
 import os
 import runpy
@@ -43,6 +44,28 @@ def test_production_refuses_to_start_without_allowed_hosts():
     result = manage("check", SECRET_KEY="z" * 60)
     assert result.returncode != 0
     assert "ALLOWED_HOSTS must be set" in result.stderr
+
+
+def database_settings(**env) -> dict:
+    script = "import json; from django.conf import settings; print(json.dumps(settings.DATABASES['default']))"
+    result = manage(
+        "shell", "-c", script, SECRET_KEY="z" * 60, ALLOWED_HOSTS="portal.example.com", LOG_LEVEL="WARNING", **env
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_production_keeps_database_connections_across_quiet_spells():
+    """A declaration after a quiet minute must not wait for new connections; an idle one still notices a database
+    that went away, and an operator behind PgBouncer can ask for a connection per request."""
+    database = database_settings(DATABASE_URL="postgres://portal@db.example.com:5432/portal")
+    assert database["CONN_MAX_AGE"] is None
+    assert database["CONN_HEALTH_CHECKS"] is True
+    assert database["OPTIONS"]["keepalives_idle"] <= 300  # below the common NAT idle timeouts (AWS: 350 s)
+    per_request = database_settings(
+        DATABASE_URL="postgres://portal@db.example.com:5432/portal", DATABASE_CONN_MAX_AGE="0"
+    )
+    assert per_request["CONN_MAX_AGE"] == 0
 
 
 def test_gunicorn_config_lets_a_long_export_finish(monkeypatch):
