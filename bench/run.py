@@ -37,6 +37,8 @@ PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 USERNAME, MANAGER, PASSWORD = "bench.support", "bench.manager", secrets.token_urlsafe(16)
 LINK = "https://status.example.com/incidents/bench"
+# Enough declarations after a restart to reach every new process: 5 gunicorn workers and 2 worker children.
+FIRST_AFTER_RESTART = 10
 RESOURCE_ARN = "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"
 
 
@@ -89,7 +91,8 @@ class Bench:
     quick: bool
     scales: list[int]
     rows: list[Row] = field(default_factory=list)
-    processes: list[subprocess.Popen] = field(default_factory=list)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    logs: set[str] = field(default_factory=set)
     worker_started: bool = False
 
     # --- set-up -----------------------------------------------------------------------------------------
@@ -147,12 +150,15 @@ class Bench:
         self.manage("shell", "-c", SETUP_PORTAL.format(username=USERNAME, manager=MANAGER, password=PASSWORD))
 
         self.step("gunicorn")
+        self.start_web()
+        self.login()
+
+    def start_web(self) -> None:
         bind = self.base_url.removeprefix("http://")
         # As the README runs production (gunicorn.conf.py); BENCH_GUNICORN_ARGS tries other worker mixes.
         server_args = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
         self.spawn("gunicorn", [PYTHON, "-m", "gunicorn", "--bind", bind, *server_args])
         self.wait_for(self.base_url + "/bench/bare/")
-        self.login()
 
     def start_worker(self) -> None:
         if self.worker_started:
@@ -185,8 +191,24 @@ class Bench:
         subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
 
     def spawn(self, name: str, command: list[str]) -> None:
-        log = (VAR / f"{name}.log").open("w")
-        self.processes.append(subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+        # A restarted process adds to its log of this run.
+        log = (VAR / f"{name}.log").open("a" if name in self.logs else "w")
+        self.logs.add(name)
+        self.processes[name] = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def restart_portal(self) -> None:
+        """Stop gunicorn and the worker as a deploy does, start them again, and wait until both answer."""
+        for name in ("gunicorn", "worker"):
+            self.terminate(self.processes.pop(name))
+        self.worker_started = False
+        self.start_web()
+        self.start_worker()
+        from portal.celery import app
+
+        deadline = time.monotonic() + 60
+        while not app.control.ping(timeout=0.5):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"The restarted worker did not answer; see {VAR}/worker.log")
 
     def wait_for(self, url: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -199,14 +221,20 @@ class Bench:
         raise RuntimeError(f"{url} did not answer within {timeout} s; see {VAR}/*.log")
 
     def stop(self) -> None:
-        for process in self.processes:
+        for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        for process in self.processes.values():
+            self.terminate(process)
+
+    @staticmethod
+    def terminate(process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
     def request(self, method: str, path: str, body: str | None = None, cookies: dict | None = None):
         """One request as it arrives from the TLS-terminating proxy production runs behind."""
@@ -479,6 +507,24 @@ class Bench:
             )
         )
 
+        # The first declarations after a deploy land on new processes: each gunicorn worker and each worker child
+        # sets itself up at start (portal/warmup.py), or the first declaration it handles waits while it does.
+        self.step("click-to-call for the first declarations after a restart")
+        self.wait_until_drained()
+        self.restart_portal()
+        self.clear_sandbox_calls()
+        since = datetime.now(UTC)
+        for _ in range(FIRST_AFTER_RESTART):
+            self.post_declaration()
+            time.sleep(0.5)
+        first = self.click_to_call(since)
+        self.rows.append(
+            Row(
+                f"Click-to-call, the first {len(first)} declarations after gunicorn and the worker restart",
+                f"p50 {percentile(first, 50):.1f} ms, slowest {max(first):.1f} ms",
+            )
+        )
+
     def measure_form_page(self) -> None:
         self.step("GET /declare/ with 200 response plans")
         form = self.wrk(
@@ -584,7 +630,7 @@ class Bench:
     def measure_export(self, scale: int) -> None:
         """Stream the whole CSV while sampling every gunicorn worker's resident memory."""
         self.step(f"export of {scale:,} declarations")
-        gunicorn = next(p for p in self.processes if "gunicorn" in " ".join(p.args))
+        gunicorn = self.processes["gunicorn"]
         workers = [int(pid) for pid in Path(f"/proc/{gunicorn.pid}/task/{gunicorn.pid}/children").read_text().split()]
         peak = {pid: 0 for pid in workers}
         done = False
