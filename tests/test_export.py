@@ -58,6 +58,8 @@ def test_export_streams_in_chunks_and_misses_no_row(manager_client, plans, suppo
     chunks = list(response.streaming_content)
     assert chunks[0].decode().startswith("Number,Declared at,State")
     body = b"".join(chunks).decode()
+    assert body.count("\n") == len(made) + 1
+    assert "\r" not in body  # one line ending throughout, the header's included
     numbers = [int(row["Number"]) for row in csv.DictReader(io.StringIO(body))]
     assert numbers == [d.pk for d in reversed(made)]
 
