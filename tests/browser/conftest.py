@@ -112,7 +112,9 @@ def open_as(request, browser, live_server, celery_worker, client):
 
 def screenshot(page: Page, name: str, *, full_page: bool = True) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=full_page)
+    # caret="initial": to hide the caret Playwright adds a <style> to the page, which the portal's CSP refuses and
+    # reports — a violation of the test's own making, caught (or not) depending on timing.
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=full_page, caret="initial")
 
 
 def assert_accessible(page: Page, label: str) -> None:
