@@ -1,10 +1,12 @@
 """A new process sets itself up before its first declaration, not during it (portal/warmup.py)."""
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -62,12 +64,15 @@ def gunicorn(tmp_path):
         process.wait(timeout=20)
 
 
-def get(url: str, timeout: float = 60) -> int:
+def get(url: str, timeout: float = 60) -> tuple[int, dict]:
+    """The status and JSON body of the first answer, waiting for the server to come up."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own local server
-                return response.status
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
         except OSError:
             if time.monotonic() > deadline:
                 raise
@@ -89,7 +94,10 @@ def test_a_web_worker_is_connected_to_the_broker_before_its_first_request(gunico
 
 def test_a_web_worker_starts_and_serves_while_the_broker_is_down(gunicorn):
     url, log = gunicorn(broker_url(port=free_port()))  # nothing listens there
-    assert get(url + "/accounts/login/") == 200
+    # The health endpoint answers (and tells a load balancer that Redis is down) instead of the worker dying.
+    status, report = get(url + "/healthz")
+    assert status == 503
+    assert report["checks"]["redis"]["ok"] is False
     assert "Celery's broker was not reachable at start" in log.read_text()
 
 
