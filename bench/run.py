@@ -221,16 +221,20 @@ class Bench:
         raise RuntimeError(f"{url} did not answer within {timeout} s; see {VAR}/*.log")
 
     def stop(self) -> None:
+        # All at once, then wait for each: they shut down side by side.
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in self.processes.values():
-            self.terminate(process)
+            self.wait_or_kill(process)
 
-    @staticmethod
-    def terminate(process: subprocess.Popen) -> None:
+    def terminate(self, process: subprocess.Popen) -> None:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
+        self.wait_or_kill(process)
+
+    @staticmethod
+    def wait_or_kill(process: subprocess.Popen) -> None:
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:

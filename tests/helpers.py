@@ -1,5 +1,6 @@
-"""Building declare-form POSTs the way a browser sends them."""
+"""Building declare-form POSTs the way a browser sends them, and a free port for the servers tests start."""
 
+import socket
 import uuid
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -52,3 +53,9 @@ def make_declaration(*, declared_by, plan, title="", impact=None, state="queued"
     )
     declaration.save()
     return declaration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

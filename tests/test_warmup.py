@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ from celery.signals import worker_process_init
 from django.conf import settings
 
 from incidents import aws
+from tests.conftest import ROOT
+from tests.helpers import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 # A Redis database of its own: the session's worker consumes from the tests' database.
 BROKER_DB = 11
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def broker_url(port: int = 6379) -> str:

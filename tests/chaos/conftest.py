@@ -8,7 +8,6 @@ import collections
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from incidents import ratelimit
 from incidents.models import Declaration
 from portal.celery import app
 from tests.conftest import ROOT, worker_database_url
+from tests.helpers import free_port
 
 FULL = os.environ.get("CHAOS_SCALE", "small").lower() == "full"
 REPORT: list[str] = []
@@ -43,17 +43,11 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PrivateRedis:
     """A redis-server of our own, without persistence, so that a restart loses every queued message."""
 
     def __init__(self, directory: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.directory = directory
         self.process: subprocess.Popen | None = None
         self.url = f"redis://127.0.0.1:{self.port}/0"
