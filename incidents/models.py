@@ -67,7 +67,12 @@ class ResponsePlan(models.Model):
 
     @property
     def label(self) -> str:
-        return self.display_name or self.aws_display_name or self.name
+        return self.label_of(name=self.name, display_name=self.display_name, aws_display_name=self.aws_display_name)
+
+    @staticmethod
+    def label_of(*, name: str, display_name: str, aws_display_name: str) -> str:
+        """What people see: the curated name, else AWS's display name, else the plan's name."""
+        return display_name or aws_display_name or name
 
     @property
     def template_impact_label(self) -> str:

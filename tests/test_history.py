@@ -121,6 +121,25 @@ def test_filters_live_in_the_url_and_the_form_keeps_them(manager_client, plans, 
 
 
 @pytest.mark.django_db
+def test_the_plan_filter_names_every_plan_as_people_know_it(manager_client, plans, history):
+    """Hidden plans and plans gone from AWS still have declarations in the history, so they stay in the filter;
+    each under its curated name when it has one, else AWS's display name, else its name."""
+    web, pay = plans["website-outage"], plans["payments-degraded"]
+    web.display_name, web.is_visible = "Storefront down", False
+    web.save()
+    pay.display_name, pay.aws_display_name, pay.deleted_in_aws = "", "", True
+    pay.save()
+    response = manager_client.get("/declarations/", {"plan": pay.pk})
+    select = re.search(r'<select name="plan".*?</select>', response.content.decode(), re.S).group()
+    options = re.findall(r'<option value="(\d*)"( selected)?>([^<]*)</option>', select)
+    plan_options = {int(value): (label, bool(selected)) for value, selected, label in options if value}
+    assert set(plan_options) == {plan.pk for plan in plans.values()}
+    assert plan_options[web.pk] == ("Storefront down", False)
+    assert plan_options[pay.pk] == ("payments-degraded", True)
+    assert numbers(response) and all(row.response_plan_id == pay.pk for row in response.context["page"].rows)
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("query", "field", "message"),
     [
