@@ -140,6 +140,20 @@ def test_the_plan_filter_names_every_plan_as_people_know_it(manager_client, plan
 
 
 @pytest.mark.django_db
+def test_titles_and_plan_names_show_as_text_not_markup(manager_client, plans, support_user):
+    """The rows and the plan filter are written in Python, so their escaping is the portal's own."""
+    plan = plans["website-outage"]
+    plan.display_name = 'Web <b>"down"</b> & co'
+    plan.save()
+    make_declaration(declared_by=support_user, plan=plan, title="<script>alert('x')</script> checkout")
+    html = manager_client.get("/declarations/").content.decode()
+    assert "<script>alert" not in html and "<b>" not in html
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; checkout</a>" in html
+    assert "<td>Web &lt;b&gt;&quot;down&quot;&lt;/b&gt; &amp; co</td>" in html
+    assert f'<option value="{plan.pk}">Web &lt;b&gt;&quot;down&quot;&lt;/b&gt; &amp; co</option>' in html
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("query", "field", "message"),
     [

@@ -1,9 +1,13 @@
-"""One row of the history table, written in Python: fifty rows through the template engine cost a third of the page."""
+"""One row of the history table, written in Python: fifty rows through the template engine cost a third of the page.
+
+Values are escaped with the standard library's html.escape, which Django's escape() wraps: its lazy-string check
+cost as much again as the escaping, for some 600 values a page."""
+
+from html import escape
 
 from django import template
 from django.utils import timezone
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from incidents.models import Declaration
 
@@ -13,26 +17,19 @@ register = template.Library()
 @register.simple_tag
 def history_row(declaration: Declaration, show_declarer: bool) -> SafeString:
     declared_at = timezone.localtime(declaration.created_at)
-    declarer = format_html("<td>{}</td>", declaration.declared_by.get_username()) if show_declarer else ""
-    return format_html(
+    declarer = f"<td>{escape(declaration.declared_by.get_username())}</td>" if show_declarer else ""
+    impact = declaration.effective_impact
+    # Every value below goes through escape(); the numbers are ints from the database.
+    return mark_safe(  # noqa: S308
         "<tr>"
-        '<td class="nowrap"><time datetime="{}">{}</time></td>'
-        '<td><a href="{}">{}</a> <span class="muted">#{}</span></td>'
-        '<td class="nowrap"><span class="impact-badge impact-badge-{}">{} – {}</span></td>'
-        "<td>{}</td>"
-        "{}"
-        '<td><span class="state-pill state-pill-{}">{}</span></td>'
-        "</tr>",
-        declared_at.isoformat(),
-        declared_at.strftime("%Y-%m-%d %H:%M"),
-        declaration.get_absolute_url(),
-        declaration.effective_title,
-        declaration.pk,
-        declaration.effective_impact,
-        declaration.effective_impact,
-        declaration.get_effective_impact_display(),
-        declaration.response_plan.label,
-        declarer,
-        declaration.state,
-        declaration.get_state_display(),
+        f'<td class="nowrap"><time datetime="{declared_at.isoformat()}">{declared_at:%Y-%m-%d %H:%M}</time></td>'
+        f'<td><a href="{escape(declaration.get_absolute_url())}">{escape(declaration.effective_title)}</a>'
+        f' <span class="muted">#{declaration.pk:d}</span></td>'
+        f'<td class="nowrap"><span class="impact-badge impact-badge-{impact:d}">{impact:d} – '
+        f"{escape(str(declaration.get_effective_impact_display()))}</span></td>"
+        f"<td>{escape(declaration.response_plan.label)}</td>"
+        f"{declarer}"
+        f'<td><span class="state-pill state-pill-{escape(declaration.state)}">'
+        f"{escape(str(declaration.get_state_display()))}</span></td>"
+        "</tr>"
     )
