@@ -48,6 +48,21 @@ def test_a_link_with_only_the_plan_shows_its_defaults_as_from_the_plan(support_c
     assert "No declaration of this plan in the last 60 minutes." in page
 
 
+def test_plan_names_notes_and_defaults_show_as_text_not_markup(support_client, plans):
+    """The plan choices are written in Python, so their escaping is the portal's own; AWS's template title and an
+    admin's note are text however they are spelled."""
+    plan = plans["website-outage"]
+    plan.display_name, plan.when_to_use = "Web <i>down</i>", 'Use when "checkout" <script>x</script> fails & more'
+    plan.template_title = '"><img src=x onerror=alert(1)>'
+    plan.save()
+    page = support_client.get(DECLARE).content.decode()
+    assert "<i>down" not in page and "<script>x" not in page and "<img src=x" not in page
+    assert '<span class="plan-name">Web &lt;i&gt;down&lt;/i&gt;</span>' in page
+    assert "Use when &quot;checkout&quot; &lt;script&gt;x&lt;/script&gt; fails &amp; more" in page
+    assert f'value="{plan.pk}" id="id_response_plan_' in page
+    assert 'data-default-title="&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"' in page
+
+
 @pytest.mark.parametrize(
     ("query", "note"),
     [
