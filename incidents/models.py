@@ -200,7 +200,9 @@ class RelatedItem(models.Model):
     pending_content = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
-        ordering = ["declaration", "position"]
+        # By the column: "declaration" would order by the declaration's own ordering, joining it into every
+        # query for a declaration's items.
+        ordering = ["declaration_id", "position"]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.title or self.value}"
