@@ -6,6 +6,7 @@ a valid bearer token unless the row says otherwise). Every row must leave the sa
 related item or audit event, and no call in the sandbox's log.
 """
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -550,3 +551,43 @@ def test_a_traversing_file_name_from_a_browser_is_reduced_to_its_last_part(suppo
     item = RelatedItem.objects.get()
     assert item.file_name == "evil.txt"
     assert ".." not in item.s3_key and item.s3_key.startswith("declarations/")
+
+
+# --- Errors and hints tied to their controls ----------------------------------------------------------
+
+FORM_PAGES = [
+    ("support_client", "get", "/declare/", None),
+    (
+        "support_client",
+        "post",
+        "/declare/",
+        {"idempotency_key": "k", "response_plan": "", "title": "x" * 201, "items-TOTAL_FORMS": "0"},
+    ),
+    ("manager_client", "get", "/declarations/", None),
+    ("manager_client", "get", "/declarations/?date_from=2026-10-10&date_to=2026-10-01&q=ab", None),
+    ("manager_client", "get", "/tokens/", None),
+    ("manager_client", "post", "/tokens/", {"name": ""}),
+    ("portal_admin_client", "get", "/plans/{plan}/", None),
+    ("portal_admin_client", "post", "/plans/{plan}/", {"order": "lots", "display_name": "x" * 201}),
+    ("portal_admin_client", "get", "/users/new/", None),
+    ("portal_admin_client", "post", "/users/new/", {"username": "", "password": "short"}),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("client_name", "method", "path", "data"), FORM_PAGES)
+def test_every_control_points_at_hints_and_errors_that_are_on_the_page(request, plans, client_name, method, path, data):
+    """A screen reader reads a control's hint and error through aria-describedby: every id it names must exist
+    (Django names `<id>_helptext` and `<id>_error` for fields with help text or errors)."""
+    client = request.getfixturevalue(client_name)
+    path = path.format(plan=plans["website-outage"].pk)
+    response = client.get(path) if method == "get" else client.post(path, data)
+    assert response.status_code == 200
+    html = response.content.decode()
+    ids = set(re.findall(r'\bid="([^"]+)"', html))
+    described_by = [ref for refs in re.findall(r'aria-describedby="([^"]*)"', html) for ref in refs.split()]
+    assert described_by, "no control on the page has a hint or an error to point at"
+    assert sorted(set(described_by) - ids) == []
+    if method == "post" or "date_from" in path:
+        # The page shows errors, and a control says where its error is.
+        assert any(ref.endswith(("_error", "-error")) and ref in ids for ref in described_by)
