@@ -94,8 +94,13 @@ def test_every_curated_field_is_saved_and_audited(portal_admin_client, plans):
     assert event.details["display_name"] == {"from": "", "to": "Website down"}
     assert event.details["order"] == {"from": 0, "to": -5}
     assert event.ip_address == "127.0.0.1"
-    # The edit page shows the plan's own history.
-    assert "response_plan.curated" in portal_admin_client.get(f"/plans/{plan.pk}/").content.decode()
+    # The edit page shows the plan's own history, each change as before → after.
+    page = portal_admin_client.get(f"/plans/{plan.pk}/").content.decode()
+    assert "response_plan.curated" in page
+    assert '<span class="nowrap">display_name:</span> “” → Website down' in page
+    assert '<span class="nowrap">order:</span> 0 → -5' in page
+    assert f'<span class="nowrap">allowed_groups:</span> none → {roles.MANAGER}' in page
+    assert "{&#x27;from&#x27;" not in page
 
 
 @pytest.mark.django_db

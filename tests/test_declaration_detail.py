@@ -46,6 +46,10 @@ def test_detail_shows_the_request_and_response_the_arn_console_link_and_the_audi
     assert "declaration.queued" in html and "declaration.started" in html
     assert "203.0.113.9" in html
     assert "sam.support" in html
+    # The details as people read them: the plan's impact was left to the plan (no value), not Python's None.
+    assert '<span class="nowrap">title:</span> Checkout down;' in html
+    assert '<span class="nowrap">impact:</span> —;' in html
+    assert "impact=None" not in html
     # Every stored field a reader needs.
     for label in ("State", "Handed to workers", "Started", "Attempts", "Client token", "Last changed"):
         assert f"<dt>{label}</dt>" in html
