@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_prerun, worker_process_init
+from celery.signals import task_prerun, worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
 
@@ -22,7 +22,14 @@ def _retire_old_database_connections(sender=None, **kwargs) -> None:
     close_old_connections()
 
 
-@worker_process_init.connect
+@worker_init.connect
+def _warm_up_each_child(**kwargs) -> None:
+    # Connected as the worker starts rather than at import: Celery's Django fixup connects its own
+    # worker_process_init receiver at that moment, which closes whatever database connection a child inherited.
+    # Connected after it, the warm-up's connection is the child's own and stays open for its first task.
+    worker_process_init.connect(_warm_up, weak=False, dispatch_uid="portal.warm_up")
+
+
 def _warm_up(**kwargs) -> None:
     from portal import warmup
 

@@ -7,15 +7,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
-from celery.signals import worker_process_init
 from django.conf import settings
 
-from incidents import aws
-from tests.conftest import ROOT
+from incidents import aws, ratelimit
+from portal import warmup
+from tests.conftest import ROOT, worker_database_url
 from tests.helpers import free_port
 
 # A Redis database of its own: the session's worker consumes from the tests' database.
@@ -27,35 +29,69 @@ def broker_url(port: int = 6379) -> str:
     return f"redis://{host}:{port}/{BROKER_DB}"
 
 
+def production_env(broker: str, **extra: str) -> dict[str, str]:
+    """The environment of a process started as production starts it (production settings), on this broker."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.production",
+        "SECRET_KEY": "warm-up-test-" + "x" * 50,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "0",
+        "CELERY_BROKER_URL": broker,
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def start_process(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+
+
 @pytest.fixture
-def gunicorn(tmp_path):
-    """Start gunicorn as production runs it (gunicorn.conf.py, production settings), one worker."""
-    started = []
-
-    def start(broker: str) -> tuple[str, Path]:
-        port = free_port()
-        log_path = tmp_path / "gunicorn.log"
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "portal.settings.production",
-            "SECRET_KEY": "warm-up-test-" + "x" * 50,
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "SECURE_SSL_REDIRECT": "0",
-            "CELERY_BROKER_URL": broker,
-            "GUNICORN_BIND": f"127.0.0.1:{port}",
-            "GUNICORN_WORKERS": "1",
-            "LOG_LEVEL": "WARNING",
-        }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn"], cwd=ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT
-        )
-        started.append(process)
-        return f"http://127.0.0.1:{port}", log_path
-
-    yield start
+def processes():
+    """Processes a test starts, stopped (as a deploy stops them) when it ends."""
+    started: list[subprocess.Popen] = []
+    yield started
     for process in started:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.fixture
+def gunicorn(tmp_path, processes):
+    """Start gunicorn as production runs it (gunicorn.conf.py, production settings), one worker."""
+
+    def start(broker: str, **extra_env: str) -> tuple[str, Path]:
+        port = free_port()
+        log_path = tmp_path / "gunicorn.log"
+        env = production_env(broker, GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1", **extra_env)
+        processes.append(start_process([sys.executable, "-m", "gunicorn"], env, log_path))
+        return f"http://127.0.0.1:{port}", log_path
+
+    return start
+
+
+def database_with_name() -> tuple[str, str]:
+    """The test database's URL, with a connection name of its own to find the process's connections by."""
+    name = f"warm-up-{uuid.uuid4().hex[:12]}"
+    return worker_database_url() + f"&application_name={name}", name
+
+
+def connections_named(name: str) -> int:
+    db = settings.DATABASES["default"]
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres") as conn:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+        return conn.execute(query, [name]).fetchone()[0]
+
+
+def wait_for_connections(name: str, count: int, log: Path) -> None:
+    """Until `count` connections by that name are open, and still are a second later (nothing closed them)."""
+    deadline = time.monotonic() + 60
+    while connections_named(name) != count:
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    time.sleep(1)
+    assert connections_named(name) == count, log.read_text()
 
 
 def get(url: str, timeout: float = 60) -> tuple[int, dict]:
@@ -95,15 +131,62 @@ def test_a_web_worker_starts_and_serves_while_the_broker_is_down(gunicorn):
     assert "Celery's broker was not reachable at start" in log.read_text()
 
 
-def test_a_celery_worker_process_builds_its_aws_clients_when_it_starts():
+def test_a_web_worker_opens_its_database_connection_before_its_first_request(gunicorn, django_db_setup):
+    database_url, name = database_with_name()
+    _, log = gunicorn(broker_url(), DATABASE_URL=database_url)
+    # No request has been made: the worker's connection is open, and kept.
+    wait_for_connections(name, 1, log)
+
+
+def test_each_celery_worker_child_holds_its_database_connection_before_its_first_task(
+    processes, tmp_path, django_db_setup
+):
+    """Celery's Django fixup closes whatever connection a forked child inherited; the warm-up runs after it."""
+    database_url, name = database_with_name()
+    log = tmp_path / "worker.log"
+    env = production_env(broker_url(), DATABASE_URL=database_url, LOG_LEVEL="INFO")
+    command = [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork", "--concurrency", "2"]
+    processes.append(start_process([*command, "-Q", "default", "--without-gossip", "--without-mingle"], env, log))
+    wait_for_connections(name, 2, log)
+
+
+def test_a_celery_worker_process_builds_its_aws_clients_and_rate_limiter_when_it_starts():
     aws.reset_clients()
-    worker_process_init.send(sender=None)
+    ratelimit.reset_connections()
+    limiter = redis.Redis.from_url(settings.PORTAL_RATE_LIMIT_REDIS_URL)
+    limiter.script_flush()
+    warmup.worker_process()
     assert set(aws._clients) == {"ssm-incidents", "s3"}
+    assert ratelimit._redis.cache_info().currsize == 1
+    assert limiter.script_exists(limiter.register_script(ratelimit._RESERVE).sha) == [True]
+
+
+def test_an_unreachable_rate_limiter_does_not_stop_a_worker_process_from_starting(settings, caplog):
+    settings.PORTAL_RATE_LIMIT_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    ratelimit.reset_connections()
+    try:
+        warmup.worker_process()
+    finally:
+        ratelimit.reset_connections()
+    assert "The StartIncident rate limiter's Redis was not reachable at start" in caplog.text
 
 
 def test_a_broken_aws_configuration_does_not_stop_a_worker_process_from_starting(settings, caplog):
     settings.AWS_REGION = "not a region"
     aws.reset_clients()
-    worker_process_init.send(sender=None)
+    warmup.worker_process()
     assert "AWS clients could not be built at start" in caplog.text
     aws.reset_clients()
+
+
+def test_an_unreachable_database_does_not_stop_a_process_from_starting(django_db_blocker, monkeypatch, caplog):
+    from django.db import connection
+
+    monkeypatch.setitem(connection.settings_dict, "PORT", free_port())  # nothing listens there
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
+    connection.close()
+    with django_db_blocker.unblock():
+        warmup.worker_process()
+    connection.close()
+    assert "The database was not reachable at start" in caplog.text
+    assert "refused" in caplog.text  # PostgreSQL's own answer, not pytest-django's block on database access
