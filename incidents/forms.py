@@ -434,6 +434,10 @@ class StartIncidentRequestForm:
         if not isinstance(value, str):
             self._error(path, "Must be a string.")
             return None
+        if "\x00" in value:
+            # No field may hold one (PostgreSQL's text cannot), free text such as rawData included.
+            self._error(path, "Null characters are not allowed.")
+            return None
         return value
 
     def _check(self, check, value: Any, path: str) -> Any:
@@ -656,6 +660,11 @@ class ApiTokenForm(forms.Form):
 # --- Prefill by URL --------------------------------------------------------------------------------------
 
 
+def _shown(text: str, limit: int) -> str:
+    """A value from the address, quoted back to the person: shortened, control characters shown as �."""
+    return validators.CONTROL_CHARACTERS_RE.sub("\ufffd", text[:limit])
+
+
 def declaration_initial_from_query(params, *, user) -> tuple[dict, list[str]]:
     """Initial values from `/declare/?plan=…&title=…&impact=…` (runbooks, bookmarks), and a note for each value
     that could not be used. The plan may be named by its AWS name or its portal number."""
@@ -666,7 +675,7 @@ def declaration_initial_from_query(params, *, user) -> tuple[dict, list[str]]:
     if reference:
         plan = selectors.response_plan_find_for(user=user, reference=reference)
         if plan is None:
-            notes.append(f"The response plan “{reference[:100]}” is not available to you; choose one below.")
+            notes.append(f"The response plan “{_shown(reference, 100)}” is not available to you; choose one below.")
         else:
             initial["response_plan"] = plan.pk
     title = params.get("title")
@@ -688,7 +697,8 @@ def declaration_initial_from_query(params, *, user) -> tuple[dict, list[str]]:
             initial["impact"] = int(impact)
         else:
             notes.append(
-                f"The impact “{impact[:20]}” in the link was not used: choose one from 1 (critical) to 5 (no impact)."
+                f"The impact “{_shown(impact, 20)}” in the link was not used: choose one from 1 (critical) to 5 (no "
+                "impact)."
             )
     if plan is not None:
         # What the person did not set comes from the plan, shown as defaults they can overwrite.

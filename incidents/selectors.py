@@ -576,7 +576,8 @@ def response_plans_search(*, user, query: str = "", keep_pk: int | None = None) 
     `keep_pk` (the plan already chosen) stays in the list whatever the query, so that searching never unchoses it.
     """
     plans = response_plans_available_to(user=user)
-    words = query.split()
+    # A NUL cannot be in any stored text (nor be sent to PostgreSQL): it separates words like a space.
+    words = query.replace("\x00", " ").split()
     if not words:
         return plans
     matches = Q()
@@ -598,6 +599,8 @@ def response_plan_find_for(*, user, reference: str) -> ResponsePlan | None:
     """An available plan by its portal number or its AWS name (as runbooks and bookmarks name it)."""
     plans = response_plans_available_to(user=user)
     reference = reference.strip()
+    if "\x00" in reference:
+        return None  # no plan is named so (PostgreSQL's text cannot hold a NUL, nor be asked about one)
     if reference.isdigit():
         found = plans.filter(pk=int(reference)).first()
         if found:

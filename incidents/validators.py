@@ -65,6 +65,8 @@ def reject_control_characters(value: str) -> None:
 
 
 def validate_link_url(value: str) -> None:
+    # Django's URLValidator lets control characters through in the path, and botocore's ARN pattern (".+") too.
+    reject_control_characters(value)
     if len(value) > URL_MAX_LENGTH:
         raise ValidationError(MESSAGES["link_too_long"].format(limit=URL_MAX_LENGTH, length=len(value)))
     match = SCHEME_RE.match(value)
@@ -77,6 +79,7 @@ def validate_link_url(value: str) -> None:
 
 
 def validate_arn(value: str, *, what: str, example: str) -> None:
+    reject_control_characters(value)
     if len(value) > ARN_MAX_LENGTH:
         raise ValidationError(MESSAGES["arn_too_long"].format(limit=ARN_MAX_LENGTH, length=len(value)))
     if not ARN_RE.fullmatch(value):

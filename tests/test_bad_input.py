@@ -111,6 +111,12 @@ FORM_CASES = [
     Case("link with a space in the host", "form", {"items": [link("https://exa mple.com")]}, "Enter a complete"),
     Case("link row without a value", "form", {"items": [link("", title="dashboard")]}, "Enter the link or ARN"),
     Case(
+        "link with a control character",
+        "form",
+        {"items": [link("https://status.example.com/a\x07b")]},
+        "Remove the control characters",
+    ),
+    Case(
         "link title with a line break",
         "form",
         {"items": [link("https://example.com", title="a\nb")]},
@@ -127,6 +133,12 @@ FORM_CASES = [
     Case("ARN with a short account", "form", {"items": [resource("arn:aws:ec2:us-east-1:12345:i/1")]}, "Enter an AWS"),
     Case("ARN over the limit", "form", {"items": [resource("arn:aws:s3:::" + "b" * 1100)]}, "An ARN can be at most"),
     Case("a link given as a resource", "form", {"items": [resource("https://example.com")]}, "Enter an AWS resource"),
+    Case(
+        "ARN with an escape sequence",
+        "form",
+        {"items": [resource("arn:aws:ec2:us-east-1:123456789012:instance/i-1\x1b[2J")]},
+        "Remove the control characters",
+    ),
     Case("unknown item kind", "form", {"items": [{"kind": "shell", "value": "rm -rf /"}]}, "Select a valid choice."),
     # Counts.
     Case("101 related items", "form", {"items": many_links(101)}, "An incident can have at most 100 related items."),
@@ -281,6 +293,41 @@ API_CASES = [
         {"body": {"triggerDetails": {**TRIGGER, "source": "aws.foo"}}},
         "reserved for AWS",
         field="triggerDetails.source",
+    ),
+    # NUL bytes (PostgreSQL's text cannot hold them) and other control characters, wherever they are sent.
+    api_case(
+        "api: resource ARN with a NUL",
+        {
+            "body": {
+                "relatedItems": [{"identifier": {"type": "INVOLVED_RESOURCE", "value": {"arn": "arn:aws:w:x::n\x00"}}}]
+            }
+        },
+        "Null characters are not allowed",
+        field="relatedItems[0].identifier.value.arn",
+    ),
+    api_case(
+        "api: resource ARN with a bell",
+        {"body": {"relatedItems": [{"identifier": {"type": "INVOLVED_RESOURCE", "value": {"arn": ARN + "\x07"}}}]}},
+        "Remove the control characters",
+        field="relatedItems[0].identifier.value.arn",
+    ),
+    api_case(
+        "api: URL with a control character",
+        {"body": {"relatedItems": [api_link("https://status.example.com/a\x1fb")]}},
+        "Remove the control characters",
+        field=ITEM_URL,
+    ),
+    api_case(
+        "api: plan ARN with a NUL",
+        {"body": {"responsePlanArn": "arn:aws:ssm-incidents::123456789012:response-plan/web\x00"}},
+        "Null characters are not allowed",
+        field="responsePlanArn",
+    ),
+    api_case(
+        "api: rawData with a NUL",
+        {"body": {"triggerDetails": {**TRIGGER, "rawData": '{"alarm": "a\x00"}'}}},
+        "Null characters are not allowed",
+        field="triggerDetails.rawData",
     ),
     api_case(
         "api: rawData over 10000 characters",

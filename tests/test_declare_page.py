@@ -67,11 +67,12 @@ def test_plan_names_notes_and_defaults_show_as_text_not_markup(support_client, p
     ("query", "note"),
     [
         ({"plan": "no-such-plan"}, "The response plan “no-such-plan” is not available to you"),
+        ({"plan": "website\x00outage"}, "The response plan “website\ufffdoutage” is not available to you"),
         ({"plan": "website-outage", "impact": "9"}, "The impact “9” in the link was not used"),
         ({"plan": "website-outage", "title": "x" * 201}, "A title can be at most 200 characters (it has 201)."),
         ({"plan": "website-outage", "title": "two\nlines"}, "Remove the control characters"),
     ],
-    ids=["unknown plan", "impact 9", "long title", "control characters"],
+    ids=["unknown plan", "plan with a NUL", "impact 9", "long title", "control characters"],
 )
 def test_values_in_a_link_that_cannot_be_used_are_flagged(support_client, plans, query, note):
     page = support_client.get(DECLARE, query).content.decode()
@@ -107,6 +108,15 @@ def test_plan_search_without_javascript_is_a_plain_get(support_client, plans):
     assert "Security event" in page
     assert "Data pipeline delay" not in page
     assert "Show all plans" in page
+
+
+def test_a_nul_in_the_plan_search_separates_words_like_a_space(support_client, plans):
+    # PostgreSQL's text cannot hold a NUL, nor be asked about one: it was a server error.
+    response = support_client.get(DECLARE, {"q": "pay\x00degraded"}, **htmx("plan-options"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Payments degraded" in page
+    assert "Website outage" not in page
 
 
 def test_the_duplicate_guard_lists_recent_declarations_of_the_plan(

@@ -90,6 +90,7 @@
   function valueError(kind, raw) {
     const value = raw.trim();
     if (!value) return message("value_missing");
+    if (patterns.control.test(value)) return message("control_characters");
     return kind === "resource" ? arnError(value) : linkError(value);
   }
 

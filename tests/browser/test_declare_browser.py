@@ -294,6 +294,8 @@ CLIENT_CASES = {
         "https://" + ".".join(["abcdefghij"] * 24) + ".com",
         "mailto:ops@example.com",
         "http:/example.com",
+        "https://status.example.com/a\x07b",
+        "https://status.example.com/\x00",
     ],
     "resource": [
         INSTANCE_ARN,
@@ -302,6 +304,8 @@ CLIENT_CASES = {
         "notanarn",
         "arn:aws:iam::123456789012:",
         "arn:aws:lambda:eu-west-1:123456789012:function:" + "f" * 1000,
+        INSTANCE_ARN + "\x1b[2J",
+        "arn:aws:w:ixo::n\x00x",
     ],
 }
 
