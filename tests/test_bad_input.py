@@ -19,6 +19,8 @@ from django.urls import reverse
 from incidents import services
 from incidents.models import ApiToken, AuditEvent, Declaration, RelatedItem
 from tests.api.conftest import ApiClient, assert_error, make_token
+from tests.api.conftest import link as api_link
+from tests.api.conftest import resource as api_resource
 from tests.helpers import declare_post, upload
 
 DECLARE = reverse("incidents:declare")
@@ -206,10 +208,6 @@ def api_case(name, payload, message, *, field="", code="VALIDATION_ERROR", statu
     return Case(name, "api", payload, message, status=status, code=code, field=field)
 
 
-def api_link(url):
-    return {"identifier": {"type": "OTHER", "value": {"url": url}}}
-
-
 TRIGGER = {"source": "com.example.alerting", "timestamp": "2026-01-01T00:00:00Z"}
 ITEM_URL = "relatedItems[0].identifier.value.url"
 NOT_AVAILABLE = "No response plan with this ARN is available to you"
@@ -297,17 +295,13 @@ API_CASES = [
     # NUL bytes (PostgreSQL's text cannot hold them) and other control characters, wherever they are sent.
     api_case(
         "api: resource ARN with a NUL",
-        {
-            "body": {
-                "relatedItems": [{"identifier": {"type": "INVOLVED_RESOURCE", "value": {"arn": "arn:aws:w:x::n\x00"}}}]
-            }
-        },
+        {"body": {"relatedItems": [api_resource("arn:aws:w:x::n\x00")]}},
         "Null characters are not allowed",
         field="relatedItems[0].identifier.value.arn",
     ),
     api_case(
         "api: resource ARN with a bell",
-        {"body": {"relatedItems": [{"identifier": {"type": "INVOLVED_RESOURCE", "value": {"arn": ARN + "\x07"}}}]}},
+        {"body": {"relatedItems": [api_resource(ARN + "\x07")]}},
         "Remove the control characters",
         field="relatedItems[0].identifier.value.arn",
     ),
