@@ -68,6 +68,39 @@ def test_production_keeps_database_connections_across_quiet_spells():
     assert per_request["CONN_MAX_AGE"] == 0
 
 
+PREPARED_AFTER_REPEATS = """
+from django.db import connection
+with connection.cursor() as cursor:
+    for _ in range(6):
+        cursor.execute("SELECT %s::int + 1", [41])
+    cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+    print(cursor.fetchone()[0])
+"""
+
+
+def test_production_prepares_the_statements_it_repeats_unless_told_not_to():
+    """PostgreSQL parses and plans a statement the portal repeats once per connection, not on every request; behind
+    a pooler in transaction mode that cannot keep prepared statements, an operator turns that off."""
+    database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+    def prepared_statements(**env) -> int:
+        result = manage(
+            "shell",
+            "-c",
+            PREPARED_AFTER_REPEATS,
+            SECRET_KEY="z" * 60,
+            ALLOWED_HOSTS="portal.example.com",
+            LOG_LEVEL="WARNING",
+            DATABASE_URL=database_url,
+            **env,
+        )
+        assert result.returncode == 0, result.stderr
+        return int(result.stdout.strip().splitlines()[-1])
+
+    assert prepared_statements() == 1
+    assert prepared_statements(DATABASE_PREPARED_STATEMENTS="0") == 0
+
+
 def test_gunicorn_config_lets_a_long_export_finish(monkeypatch):
     """gunicorn kills a sync worker that sends nothing for `timeout` s: the 30 s default cut a million-row CSV export
     off mid-file on a slow machine. The settings go through gunicorn's own validation, as `gunicorn` would load them."""

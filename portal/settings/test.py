@@ -3,12 +3,14 @@
 import dj_database_url
 
 from .base import *  # noqa: F403
-from .base import env, env_int
+from .base import POSTGRESQL_OPTIONS, env, env_int
 
 SECRET_KEY = "test-only-not-secret"  # noqa: S105
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"))}
+# As production talks to PostgreSQL (server-side binding and prepared statements change what SQL is accepted).
+DATABASES["default"]["OPTIONS"] = POSTGRESQL_OPTIONS
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
