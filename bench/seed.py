@@ -45,7 +45,7 @@ SELECT
     now() - g * interval '63 seconds',
     now() - g * interval '63 seconds',
     now() - g * interval '63 seconds' + interval '20 milliseconds'
-FROM generate_series(%(start)s, %(stop)s) AS g,
+FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g,
      (SELECT array_agg(id ORDER BY id) AS plans FROM incidents_responseplan) AS p,
      (SELECT array_agg(id ORDER BY id) AS users FROM auth_user) AS u,
      (SELECT %(titles)s::text[] AS titles) AS t
@@ -55,7 +55,7 @@ ITEMS_SQL = """
 INSERT INTO incidents_relateditem (declaration_id, kind, title, value, position, file_name, content_type, size,
                                    s3_bucket, s3_key, attachment_state, attachment_error, attachment_attempts)
 SELECT id, 'link', 'Status page', 'https://status.example.com/incidents/' || id, 0, '', '', NULL, '', '', '', '', 0
-FROM incidents_declaration WHERE id > %(after)s
+FROM incidents_declaration WHERE id > %(after)s::bigint
 """
 
 AUDIT_SQL = """
@@ -69,7 +69,7 @@ SELECT d.id, NULL, CASE WHEN step = 1 THEN d.declared_by_id END, CASE WHEN step 
        md5(d.id::text || (step - 1)::text) || md5(d.id::text || 'p' || (step - 1)::text),
        md5(d.id::text || step::text) || md5(d.id::text || 'p' || step::text)
 FROM incidents_declaration d, generate_series(1, 3) AS step
-WHERE d.id > %(after)s
+WHERE d.id > %(after)s::bigint
 """
 
 
