@@ -228,10 +228,11 @@ class Bench:
         for process in self.processes.values():
             self.wait_or_kill(process)
 
-    def terminate(self, process: subprocess.Popen) -> None:
+    @classmethod
+    def terminate(cls, process: subprocess.Popen) -> None:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-        self.wait_or_kill(process)
+        cls.wait_or_kill(process)
 
     @staticmethod
     def wait_or_kill(process: subprocess.Popen) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from gunicorn.config import Config
 
+from tests.conftest import worker_database_url
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -78,10 +80,10 @@ with connection.cursor() as cursor:
 """
 
 
-def test_production_prepares_the_statements_it_repeats_unless_told_not_to():
+def test_production_prepares_the_statements_it_repeats_unless_told_not_to(django_db_setup):
     """PostgreSQL parses and plans a statement the portal repeats once per connection, not on every request; behind
     a pooler in transaction mode that cannot keep prepared statements, an operator turns that off."""
-    database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    database_url = worker_database_url()
 
     def prepared_statements(**env) -> int:
         result = manage(
