@@ -503,14 +503,19 @@ class AuditVerification:
     last_hash: str = ""
     broken_id: int | None = None
     problem: str = ""
+    anchor_id: int | None = None  # the event whose hash was given as the anchor, once the walk has passed it
+    anchor_missing: bool = False
 
     @property
     def intact(self) -> bool:
-        return self.broken_id is None
+        return self.broken_id is None and not self.anchor_missing
 
 
-def audit_chain_verify(*, genesis_hash: str, chunk_size: int = 5000) -> AuditVerification:
-    """Walk the whole chain in id order, holding one chunk at a time, and stop at the first broken link."""
+def audit_chain_verify(*, genesis_hash: str, anchor: str = "", chunk_size: int = 5000) -> AuditVerification:
+    """Walk the whole chain in id order, holding one chunk at a time, and stop at the first broken link.
+
+    Events removed from the very end leave a chain that still links up. `anchor`, a hash an earlier walk reported
+    as the latest (kept outside the database), must still be in the chain for it to count as intact."""
     result = AuditVerification()
     expected_previous = genesis_hash
     for event in AuditEvent.objects.order_by("id").iterator(chunk_size=chunk_size):
@@ -535,6 +540,14 @@ def audit_chain_verify(*, genesis_hash: str, chunk_size: int = 5000) -> AuditVer
         result.checked += 1
         result.last_id = event.pk
         result.last_hash = event.hash
+        if anchor and event.hash == anchor:
+            result.anchor_id = event.pk
+    if anchor and result.anchor_id is None:
+        result.anchor_missing = True
+        result.problem = (
+            f"the anchored event (hash {anchor[:12]}…) is no longer in the trail: events were removed from its end, "
+            "or the hash is not one this trail reported"
+        )
     return result
 
 

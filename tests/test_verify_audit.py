@@ -108,6 +108,31 @@ def test_a_forged_event_with_a_recomputed_hash_is_still_caught(trail):
 
 
 @pytest.mark.django_db
+def test_the_anchor_an_earlier_run_printed_is_confirmed(trail, capsys):
+    call_command("verify_audit", anchor=trail[-2].hash.upper())  # as copied from anywhere
+    out = capsys.readouterr().out
+    assert "Audit trail intact" in out
+    assert f"still holds the anchored event #{trail[-2].pk}" in out
+
+
+@pytest.mark.django_db
+def test_events_removed_from_the_end_are_caught_by_the_anchor(trail, capsys):
+    # The last event was the head a previous run printed; removing it leaves a chain that still links up.
+    tamper("DELETE FROM incidents_auditevent WHERE id = %s", [trail[-1].pk])
+    call_command("verify_audit")
+    assert "Audit trail intact" in capsys.readouterr().out
+    with pytest.raises(CommandError, match=r"cut short: the anchored event .* is no longer in the trail") as error:
+        call_command("verify_audit", anchor=trail[-1].hash)
+    assert error.value.returncode == 1
+
+
+@pytest.mark.django_db
+def test_an_anchor_that_is_not_a_hash_is_refused(trail):
+    with pytest.raises(CommandError, match="--anchor takes a hash as this command prints it"):
+        call_command("verify_audit", anchor="latest")
+
+
+@pytest.mark.django_db
 def test_an_empty_trail_is_intact(capsys):
     call_command("verify_audit")
     assert "no events yet" in capsys.readouterr().out
