@@ -241,3 +241,19 @@ def test_the_session_brings_the_persons_groups_in_one_query(client, support_user
     with django_assert_num_queries(2):
         response = client.get("/declarations/export.csv")  # refused by role before any work
     assert response.status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_session_reads_every_group_of_the_person_and_none_of_anyone_else(client, django_user_model):
+    both = make_user(django_user_model, "both", roles.MANAGER)
+    both.groups.add(Group.objects.get(name=roles.ADMIN))
+    make_user(django_user_model, "bystander", roles.SUPPORT)  # a membership that is not theirs
+    client.force_login(both)
+    assert client.get("/users/").status_code == 200  # admins only
+    assert client.get("/declarations/summary/").status_code == 200  # managers
+
+    nobody = make_user(django_user_model, "nobody", role=None)
+    client.force_login(nobody)
+    response = client.get("/declare/")
+    assert response.status_code == 403  # signed in, but no role: not sent to the login page
+    assert response.wsgi_request.user.username == "nobody"
