@@ -4,8 +4,10 @@ import functools
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import router
+
+from portal import database
 
 from . import roles
 
@@ -35,13 +37,9 @@ class PortalBackend(ModelBackend):
 
 @functools.cache
 def _person_query(alias: str) -> str:
-    """The person's columns, then each of their groups' id and name (a person without groups: one row, NULLs).
-
-    Compiled by the ORM, once per process; the person's id is its only parameter."""
+    """The person's columns, then each of their groups' id and name (a person without groups: one row, NULLs)."""
     user_model = get_user_model()
     fields = [field.attname for field in user_model._meta.concrete_fields]
-    queryset = user_model._default_manager.filter(pk=0).values_list(*fields, "groups__id", "groups__name")
-    sql, params = queryset.query.get_compiler(alias).as_sql()
-    if list(params) != [0]:
-        raise ImproperlyConfigured(f"The person's query should take only their id; it takes {params!r}.")
+    people = user_model._default_manager.db_manager(alias)
+    sql, _ = database.compiled(people.filter(pk=-1).values_list(*fields, "groups__id", "groups__name"), [-1])
     return sql
