@@ -48,10 +48,29 @@ class FlatSelect(forms.Select):
 
 
 class ResponsePlanChoiceField(forms.ModelChoiceField):
+    """The plans available to `user` (set by the form) as choices; a submitted one is looked up by
+    `selectors.response_plan_available_get`, which answers with the same plans as the queryset, for less CPU."""
+
     widget = FlatSelect
+    user = None
 
     def label_from_instance(self, obj: ResponsePlan) -> str:
         return obj.label
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, ResponsePlan):
+            value = value.pk
+        try:
+            pk = int(str(value))
+        except ValueError:
+            pk = 0
+        # Ids are positive bigints: anything else is no plan (and must not reach the database as a parameter).
+        plan = 0 < pk < 2**63 and selectors.response_plan_available_get(user=self.user, pk=pk)
+        if not plan:
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice", params={"value": value})
+        return plan
 
 
 def impact_choices() -> list[tuple[str, str]]:
@@ -92,6 +111,7 @@ class DeclarationForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["response_plan"].queryset = selectors.response_plans_available_to(user=user)
+        self.fields["response_plan"].user = user
         if not self.is_bound:
             self.initial.setdefault("idempotency_key", uuid.uuid4().hex)
 

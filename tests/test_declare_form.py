@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from incidents import roles, selectors, services
 from incidents.models import AuditEvent, Declaration
+from tests.conftest import make_user
 from tests.helpers import declare_post, upload
 
 DECLARE = reverse("incidents:declare")
@@ -60,6 +61,9 @@ def too_many_items():
 BAD_INPUTS = {
     "no plan": (dict(plan=None), "Choose the response plan that fits this incident."),
     "unknown plan": (dict(plan=999_999), "Choose one of the response plans listed"),
+    "plan id beyond any bigint": (dict(plan=2**63), "Choose one of the response plans listed"),
+    "plan id negative": (dict(plan=-1), "Choose one of the response plans listed"),
+    "plan id not a number": (dict(plan="website-outage"), "Choose one of the response plans listed"),
     "title over 200 characters": (dict(title="x" * 201), "A title can be at most 200 characters (it has 201)."),
     "title with a line break": (dict(title="two\nlines"), "Remove the control characters"),
     "impact 0": (dict(impact=0), "Choose an impact from 1 (critical) to 5 (no impact)."),
@@ -185,3 +189,41 @@ def test_a_plan_chosen_for_one_person_is_checked_again_for_another(plans, suppor
         services.declaration_create(declared_by=support_user, response_plan=chosen_by_manager)
     assert not Declaration.objects.exists()
     assert_nothing_made(sandbox)
+
+
+@pytest.mark.django_db
+def test_the_submitted_plan_is_looked_up_with_the_same_rules_as_the_list(plans, django_user_model):
+    """The form's list of plans and its check of a submitted one are two queries: they must agree for everyone."""
+    managers, support = Group.objects.get(name=roles.MANAGER), Group.objects.get(name=roles.SUPPORT)
+    plans["security-event"].allowed_groups.set([managers])
+    plans["internal-tooling"].allowed_groups.set([managers, support])
+    hidden = plans["website-outage"]
+    hidden.is_visible = False
+    hidden.save()
+    people = [
+        make_user(django_user_model, "only.support"),
+        make_user(django_user_model, "only.manager", roles.MANAGER),
+        make_user(django_user_model, "no.role", role=None),
+        django_user_model.objects.create_superuser("root", password="a-long-test-password"),
+    ]
+    both = make_user(django_user_model, "both.roles", roles.MANAGER)
+    both.groups.add(support)
+    people.append(both)
+    restricted = {plans["security-event"].pk, plans["internal-tooling"].pk}
+    seen = {}
+    for person in people:
+        person = django_user_model.objects.get(pk=person.pk)  # as a request reads them
+        listed = set(selectors.response_plans_available_to(user=person).values_list("pk", flat=True))
+        looked_up = {
+            plan.pk for plan in plans.values() if selectors.response_plan_available_get(user=person, pk=plan.pk)
+        }
+        assert looked_up == listed, person.username
+        assert hidden.pk not in looked_up
+        seen[person.username] = looked_up & restricted
+    assert seen == {
+        "only.support": {plans["internal-tooling"].pk},
+        "only.manager": restricted,
+        "no.role": set(),
+        "root": restricted,
+        "both.roles": restricted,
+    }
