@@ -182,12 +182,7 @@ def _int(value) -> int:
 
 def _chosen_plan(form: DeclarationForm) -> ResponsePlan | None:
     value = form["response_plan"].value()
-    if not value:
-        return None
-    try:
-        return form.fields["response_plan"].queryset.filter(pk=int(value)).first()
-    except (TypeError, ValueError):
-        return None
+    return form.fields["response_plan"].available_plan(value) if value else None
 
 
 def _plan_context(request: HttpRequest, plan: ResponsePlan | None) -> dict:
