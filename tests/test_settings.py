@@ -103,6 +103,27 @@ def test_production_prepares_the_statements_it_repeats_unless_told_not_to(django
     assert prepared_statements(DATABASE_PREPARED_STATEMENTS="0") == 0
 
 
+def test_the_test_worker_loses_any_deadlock_with_the_flush_between_tests(django_db_setup):
+    """The flush between transactional tests must never be the statement PostgreSQL aborts (rows would be left for
+    the next test): the worker the tests start keeps the short deadlock_timeout its database URL asks for."""
+    show = "from django.db import connection as c; print(c.cursor().execute('SHOW deadlock_timeout').fetchone()[0])"
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.test",
+        "DATABASE_URL": worker_database_url(),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", show],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "50ms"
+
+
 def test_gunicorn_config_lets_a_long_export_finish(monkeypatch):
     """gunicorn kills a sync worker that sends nothing for `timeout` s: the 30 s default cut a million-row CSV export
     off mid-file on a slow machine. The settings go through gunicorn's own validation, as `gunicorn` would load them."""

@@ -9,8 +9,9 @@ SECRET_KEY = "test-only-not-secret"  # noqa: S105
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"))}
-# As production talks to PostgreSQL (server-side binding and prepared statements change what SQL is accepted).
-DATABASES["default"]["OPTIONS"] = POSTGRESQL_OPTIONS
+# As production talks to PostgreSQL (server-side binding and prepared statements change what SQL is accepted),
+# keeping what the URL itself sets (the test worker's short deadlock_timeout: tests/conftest.py).
+DATABASES["default"].setdefault("OPTIONS", {}).update(POSTGRESQL_OPTIONS)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
