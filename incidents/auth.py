@@ -26,7 +26,8 @@ class PortalBackend(ModelBackend):
         except ValidationError:  # not an id at all: no such person
             return None
         alias = router.db_for_read(user_model)
-        rows = list(user_model._default_manager.db_manager(alias).raw(_person_query(alias), [user_id]))
+        query = _person_query(alias)
+        rows = list(user_model._default_manager.db_manager(alias).raw(query.sql, query.bind([user_id])))
         if not rows:
             return None
         user = rows[0]
@@ -36,10 +37,9 @@ class PortalBackend(ModelBackend):
 
 
 @functools.cache
-def _person_query(alias: str) -> str:
+def _person_query(alias: str) -> database.CompiledQuery:
     """The person's columns, then each of their groups' id and name (a person without groups: one row, NULLs)."""
     user_model = get_user_model()
     fields = [field.attname for field in user_model._meta.concrete_fields]
     people = user_model._default_manager.db_manager(alias)
-    sql, _ = database.compiled(people.filter(pk=-1).values_list(*fields, "groups__id", "groups__name"), [-1])
-    return sql
+    return database.compiled(people.filter(pk=-1).values_list(*fields, "groups__id", "groups__name"), [-1])

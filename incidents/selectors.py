@@ -69,16 +69,15 @@ def response_plan_available_get(*, user, pk: int) -> ResponsePlan | None:
     The declare form asks this on every submission: the query is built by the ORM once per process and number of
     groups (`_plan_available_query`), which saves more CPU (0.6 ms) than the query costs to run."""
     group_ids = None if user.is_superuser else roles.group_ids(user)
-    sql, order = _plan_available_query(None if group_ids is None else len(group_ids))
-    values = [pk, *(group_ids or ())]
-    plan = next(iter(ResponsePlan.objects.raw(sql, [values[index] for index in order])), None)
+    query = _plan_available_query(None if group_ids is None else len(group_ids))
+    plan = next(iter(ResponsePlan.objects.raw(query.sql, query.bind([pk, *(group_ids or ())]))), None)
     if plan is not None:
         plan.available_to = user.pk
     return plan
 
 
 @functools.cache
-def _plan_available_query(groups: int | None) -> tuple[str, tuple[int, ...]]:
+def _plan_available_query(groups: int | None) -> database.CompiledQuery:
     # Placeholders: -1 for the plan's id, -2, -3, … for the person's groups (no real id is negative).
     placeholders = [-1 - index for index in range(1 + (groups or 0))]
     plans = _plans_available(group_ids=None if groups is None else placeholders[1:]).filter(pk=-1)

@@ -13,6 +13,7 @@ a query once per process, and the hot path runs its SQL with `raw()`.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import NotSupportedError
@@ -44,15 +45,31 @@ def install() -> None:
     connection_created.connect(_on_connection_created, dispatch_uid="portal.database.prepare_again")
 
 
-def compiled(queryset: QuerySet, placeholders: Sequence) -> tuple[str, tuple[int, ...]]:
+@dataclass(frozen=True)
+class CompiledQuery:
+    """SQL the ORM built once, and how to fill in its parameters: the values in place of the placeholders it was
+    built with, and the constants some backends bind as parameters too (SQLite: `is_visible = %s`, True)."""
+
+    sql: str
+    params: tuple  # for each parameter: ("value", index into the values) or ("constant", the constant)
+
+    def bind(self, values: Sequence) -> list:
+        return [values[item] if kind == "value" else item for kind, item in self.params]
+
+
+def compiled(queryset: QuerySet, placeholders: Sequence) -> CompiledQuery:
     """The SQL the ORM makes of `queryset`, for a caller that keeps it and runs it with `raw()`.
 
     Building a query costs the ORM several times the CPU of running it. Build `queryset` with distinct
-    `placeholders` where the real values go; for each parameter of the SQL, the answer's `order` gives the index of
-    the placeholder it stands for, so that `[values[i] for i in order]` are the parameters to run it with."""
+    `placeholders` where the real values go (values no real one can be: a negative id, a word no key has), and run
+    `raw(query.sql, query.bind(values))` with the values in the placeholders' order."""
     sql, params = queryset.query.get_compiler(queryset.db).as_sql()
-    try:
-        order = tuple(placeholders.index(param) for param in params)
-    except ValueError:
-        raise ImproperlyConfigured(f"The query takes parameters besides its placeholders: {params!r}.") from None
-    return sql, order
+    slots = {(type(placeholder), placeholder): index for index, placeholder in enumerate(placeholders)}
+    bound = tuple(
+        ("value", slots[type(param), param]) if (type(param), param) in slots else ("constant", param)
+        for param in params
+    )
+    missing = set(range(len(placeholders))) - {item for kind, item in bound if kind == "value"}
+    if missing:
+        raise ImproperlyConfigured(f"The query does not take placeholders {sorted(missing)}: {params!r}.")
+    return CompiledQuery(sql, bound)

@@ -19,7 +19,8 @@ class SessionStore(db.SessionStore):
     def _get_session_from_db(self):
         model = self.model
         alias = router.db_for_read(model)
-        sessions = list(model._default_manager.db_manager(alias).raw(_session_query(model, alias), [self.session_key]))
+        query = _session_query(model, alias)
+        sessions = list(model._default_manager.db_manager(alias).raw(query.sql, query.bind([self.session_key])))
         if not sessions:
             self._session_key = None  # unknown or expired: a new session, as Django's own store does
             return None
@@ -27,8 +28,10 @@ class SessionStore(db.SessionStore):
 
 
 @functools.cache
-def _session_query(model, alias: str) -> str:
+def _session_query(model, alias: str) -> database.CompiledQuery:
     """The session with a given key, unless it has expired (by the database's clock)."""
-    queryset = model._default_manager.db_manager(alias).filter(session_key="key", expire_date__gt=Now())
-    sql, _ = database.compiled(queryset, ["key"])
-    return sql
+    queryset = model._default_manager.db_manager(alias).filter(session_key=KEY, expire_date__gt=Now())
+    return database.compiled(queryset, [KEY])
+
+
+KEY = "<session key>"  # no session key has brackets or spaces

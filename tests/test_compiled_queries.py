@@ -1,0 +1,86 @@
+"""The queries every request runs, built by the ORM once per process (portal.database.compiled), answer as the
+querysets they were built from would — on PostgreSQL (the tests' database) and on SQLite (`make run`'s)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.exceptions import ImproperlyConfigured
+
+from incidents import roles, selectors
+from incidents.models import ResponsePlan
+from portal import database
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Signs in, and declares with a plan open to the person's group, as `make run` would serve it.
+ON_SQLITE = """
+from django.contrib.auth.models import Group, User
+from django.test import Client
+from incidents import roles, selectors
+from incidents.models import ResponsePlan
+ARN = "arn:aws:ssm-incidents::111122223333:response-plan/"
+plan = ResponsePlan.objects.create(arn=ARN + "p", name="p", template_impact=3, is_visible=True)
+closed = ResponsePlan.objects.create(arn=ARN + "q", name="q", template_impact=3, is_visible=True)
+closed.allowed_groups.set([Group.objects.get(name=roles.MANAGER)])
+user = User.objects.create_user("sam", password="a-long-test-password")
+user.groups.add(Group.objects.get(name=roles.SUPPORT))
+client = Client(SERVER_NAME="127.0.0.1")  # an allowed host of make run
+client.force_login(user)
+response = client.get("/declare/")
+assert response.status_code == 200 and response.wsgi_request.user.username == "sam", response.status_code
+person = response.wsgi_request.user
+assert roles.can_declare(person) and not roles.is_manager(person)
+assert selectors.response_plan_available_get(user=person, pk=plan.pk) == plan
+assert selectors.response_plan_available_get(user=person, pk=closed.pk) is None
+print("ok")
+"""
+
+
+@pytest.mark.django_db
+def test_make_runs_sqlite_answers_the_compiled_queries(tmp_path):
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.local",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+        "PORTAL_DEMO_PASSWORD": "",
+    }
+
+    def manage(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+        )
+
+    migrated = manage("migrate", "--noinput", "-v0")
+    assert migrated.returncode == 0, migrated.stderr
+    result = manage("shell", "-c", ON_SQLITE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "ok"
+
+
+@pytest.mark.django_db
+def test_a_compiled_query_takes_the_values_in_place_of_its_placeholders(plans):
+    plan = plans["website-outage"]
+    query = database.compiled(ResponsePlan.objects.filter(pk=-1, name="-name-"), [-1, "-name-"])
+    found = list(ResponsePlan.objects.raw(query.sql, query.bind([plan.pk, plan.name])))
+    assert found == [plan]
+    assert list(ResponsePlan.objects.raw(query.sql, query.bind([plan.pk, "another name"]))) == []
+
+
+def test_a_placeholder_the_query_does_not_take_is_refused():
+    with pytest.raises(ImproperlyConfigured, match=r"does not take placeholders \[1\]"):
+        database.compiled(ResponsePlan.objects.filter(pk=-1), [-1, -2])
+
+
+@pytest.mark.django_db
+def test_a_person_with_more_groups_than_before_gets_a_query_of_their_own(plans, support_user):
+    """The plan lookup is compiled per number of groups: a second group must not reuse the first one's SQL."""
+    security = plans["security-event"]
+    security.allowed_groups.set([Group.objects.get(name=roles.MANAGER)])
+    assert selectors.response_plan_available_get(user=support_user, pk=security.pk) is None
+    support_user.groups.add(Group.objects.get(name=roles.MANAGER))
+    del support_user._portal_groups  # as the next request reads the person
+    assert selectors.response_plan_available_get(user=support_user, pk=security.pk) == security
