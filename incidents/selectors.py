@@ -87,7 +87,7 @@ def _plan_available_query(groups: int | None) -> database.CompiledQuery:
 def response_plan_is_available_to(*, user, response_plan: ResponsePlan) -> bool:
     if user.pk is not None and getattr(response_plan, "available_to", None) == user.pk:
         return True  # selected for this person just now, by the query above
-    return response_plans_available_to(user=user).filter(pk=response_plan.pk).exists()
+    return response_plan_available_get(user=user, pk=response_plan.pk) is not None
 
 
 def declarations_visible_to(*, user) -> QuerySet[Declaration]:

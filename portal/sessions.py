@@ -14,6 +14,8 @@ from django.db.models.functions import Now
 
 from portal import database
 
+KEY = "<session key>"  # the placeholder for the key: no session key has brackets or spaces
+
 
 class SessionStore(db.SessionStore):
     def _get_session_from_db(self):
@@ -32,6 +34,3 @@ def _session_query(model, alias: str) -> database.CompiledQuery:
     """The session with a given key, unless it has expired (by the database's clock)."""
     queryset = model._default_manager.db_manager(alias).filter(session_key=KEY, expire_date__gt=Now())
     return database.compiled(queryset, [KEY])
-
-
-KEY = "<session key>"  # no session key has brackets or spaces

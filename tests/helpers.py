@@ -1,7 +1,12 @@
-"""Building declare-form POSTs the way a browser sends them, and a free port for the servers tests start."""
+"""Building declare-form POSTs the way a browser sends them, a free port for the servers tests start, and
+`manage.py` run in a process of its own."""
 
+import os
 import socket
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -59,3 +64,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage_py(*args: str, settings: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+    """`manage.py` in its own process with `settings`, as an operator or `make run` starts it. The environment's
+    SECRET_KEY and ALLOWED_HOSTS are left out (a settings module must ask for them); `env` adds variables."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "ALLOWED_HOSTS")}
+    environment.update(DJANGO_SETTINGS_MODULE=settings, **env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout
+    )

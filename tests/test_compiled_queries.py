@@ -1,11 +1,6 @@
 """The queries every request runs, built by the ORM once per process (portal.database.compiled), answer as the
 querysets they were built from would — on PostgreSQL (the tests' database) and on SQLite (`make run`'s)."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured
@@ -13,8 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from incidents import roles, selectors
 from incidents.models import ResponsePlan
 from portal import database
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import manage_py
 
 # Signs in, and declares with a plan open to the person's group, as `make run` would serve it.
 ON_SQLITE = """
@@ -42,21 +36,10 @@ print("ok")
 
 @pytest.mark.django_db
 def test_make_runs_sqlite_answers_the_compiled_queries(tmp_path):
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings.local",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
-        "PORTAL_DEMO_PASSWORD": "",
-    }
-
-    def manage(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
-        )
-
-    migrated = manage("migrate", "--noinput", "-v0")
+    sqlite = {"settings": "portal.settings.local", "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}"}
+    migrated = manage_py("migrate", "--noinput", "-v0", timeout=120, **sqlite)
     assert migrated.returncode == 0, migrated.stderr
-    result = manage("shell", "-c", ON_SQLITE)
+    result = manage_py("shell", "-c", ON_SQLITE, **sqlite)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "ok"
 

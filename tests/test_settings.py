@@ -2,25 +2,19 @@
 
 import json
 import multiprocessing
-import os
 import runpy
-import subprocess
-import sys
 from pathlib import Path
 
 from gunicorn.config import Config
 
 from tests.conftest import worker_database_url
+from tests.helpers import manage_py
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def manage(*args, **env):
-    environment = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "ALLOWED_HOSTS")}
-    environment.update(DJANGO_SETTINGS_MODULE="portal.settings.production", **env)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
-    )
+    return manage_py(*args, settings="portal.settings.production", **env)
 
 
 def test_production_settings_pass_the_deploy_check():
@@ -107,19 +101,7 @@ def test_the_test_worker_loses_any_deadlock_with_the_flush_between_tests(django_
     """The flush between transactional tests must never be the statement PostgreSQL aborts (rows would be left for
     the next test): the worker the tests start keeps the short deadlock_timeout its database URL asks for."""
     show = "from django.db import connection as c; print(c.cursor().execute('SHOW deadlock_timeout').fetchone()[0])"
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings.test",
-        "DATABASE_URL": worker_database_url(),
-    }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", show],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage_py("shell", "-c", show, settings="portal.settings.test", DATABASE_URL=worker_database_url())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "50ms"
 
