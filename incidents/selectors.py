@@ -110,19 +110,29 @@ def declaration_url(declaration: Declaration) -> str:
     return settings.PORTAL_BASE_URL.rstrip("/") + path
 
 
-def declaration_start_request(declaration: Declaration) -> dict[str, Any]:
-    """The exact StartIncident request for a declaration — identical on every attempt."""
+def declaration_related_items(declaration: Declaration) -> list[tuple[str, str, str, str]]:
+    """Every related item of a declaration in its order: (kind, value, title, attachment state)."""
+    return list(declaration.related_items.values_list("kind", "value", "title", "attachment_state"))
+
+
+def declaration_start_request(
+    declaration: Declaration, related_items: list[tuple[str, str, str, str]] | None = None
+) -> dict[str, Any]:
+    """The exact StartIncident request for a declaration — identical on every attempt. `related_items` as
+    `declaration_related_items` gives them, when the caller has read them already."""
+    if related_items is None:
+        related_items = declaration_related_items(declaration)
     return start_incident_request(
         response_plan=declaration.response_plan,
         client_token=declaration.client_token,
         title=declaration.title,
         impact=declaration.impact,
         # Files still waiting for S3 are left out: the incident must not wait for them (they are attached later).
-        related_items=list(
-            declaration.related_items.exclude(
-                attachment_state__in=[AttachmentState.PENDING, AttachmentState.FAILED]
-            ).values_list("kind", "value", "title")
-        ),
+        related_items=[
+            (kind, value, title)
+            for kind, value, title, state in related_items
+            if state not in (AttachmentState.PENDING, AttachmentState.FAILED)
+        ],
         declared_by=declaration.declared_by.get_username(),
         declaration_id=declaration.pk,
         declaration_url=declaration_url(declaration),

@@ -312,7 +312,8 @@ def declaration_start(*, declaration_id: int, final_attempt: bool) -> Declaratio
         if declaration.is_final:
             # A second delivery of the same task: the first one already finished the work.
             return declaration
-        request = selectors.declaration_start_request(declaration)
+        related_items = selectors.declaration_related_items(declaration)
+        request = selectors.declaration_start_request(declaration, related_items)
         declaration.state = Declaration.State.STARTING
         declaration.attempts += 1
         declaration.aws_request = _jsonable(request)
@@ -324,6 +325,7 @@ def declaration_start(*, declaration_id: int, final_attempt: bool) -> Declaratio
         )
 
     final_attempt = final_attempt or declaration.attempts > settings.PORTAL_START_MAX_RETRIES
+    has_files = any(kind == RelatedItem.Kind.FILE for kind, *_ in related_items)
     try:
         result = aws.start_incident(request)
     except aws.AwsError as error:
@@ -334,68 +336,59 @@ def declaration_start(*, declaration_id: int, final_attempt: bool) -> Declaratio
                 details={"attempt": declaration.attempts, "code": error.code, "message": error.message},
             )
             raise StartRetryable(error) from error
-        return _declaration_finish(declaration_id=declaration_id, error=error)
-    return _declaration_finish(declaration_id=declaration_id, result=result)
+        return _declaration_finish(declaration, has_files=has_files, error=error)
+    return _declaration_finish(declaration, has_files=has_files, result=result)
 
 
 def _declaration_finish(
-    *, declaration_id: int, result: aws.StartIncidentResult | None = None, error: aws.AwsError | None = None
+    declaration: Declaration,
+    *,
+    has_files: bool,
+    result: aws.StartIncidentResult | None = None,
+    error: aws.AwsError | None = None,
 ) -> Declaration:
+    """Record the outcome of the attempt that `declaration_start` made for `declaration` (its row as read then)."""
+    if result is not None:
+        changes = {
+            "state": Declaration.State.STARTED,
+            "incident_record_arn": result.incident_record_arn,
+            "started_at": timezone.now(),
+            "failure_code": "",
+            "failure_reason": "",
+            "aws_response": {"incidentRecordArn": result.incident_record_arn, "requestId": result.request_id},
+        }
+        action = "declaration.started"
+        details = {"incident_record_arn": result.incident_record_arn, "request_id": result.request_id}
+    else:
+        assert error is not None
+        reason = error.message
+        if error.retryable:
+            # Only transient errors are retried: say that the portal gave up, and after how many attempts.
+            reason += f" (gave up after {declaration.attempts} attempts)"
+        changes = {
+            "state": Declaration.State.FAILED,
+            "failure_code": error.code,
+            "failure_reason": reason,
+            "aws_response": {"error": {"code": error.code, "message": error.message}, "requestId": error.request_id},
+        }
+        action = "declaration.failed"
+        details = {"code": error.code, "message": error.message, "attempts": declaration.attempts}
+    changes["updated_at"] = timezone.now()
     with transaction.atomic():
-        declaration = Declaration.objects.select_for_update(of=("self",)).get(pk=declaration_id)
-        if declaration.is_final:
-            return declaration
-        if result is not None:
-            declaration.state = Declaration.State.STARTED
-            declaration.incident_record_arn = result.incident_record_arn
-            declaration.started_at = timezone.now()
-            declaration.failure_code = declaration.failure_reason = ""
-            declaration.aws_response = {
-                "incidentRecordArn": result.incident_record_arn,
-                "requestId": result.request_id,
-            }
-            audit_record(
-                action="declaration.started",
-                declaration=declaration,
-                details={"incident_record_arn": result.incident_record_arn, "request_id": result.request_id},
-            )
-            pending = declaration.related_items.filter(attachment_state=AttachmentState.PENDING).exists()
-            declaration.related_items.filter(attachment_state=AttachmentState.STORED).update(
-                attachment_state=AttachmentState.ATTACHED
-            )
-            if pending:
-                transaction.on_commit(lambda: attachments_dispatch(declaration_id=declaration_id))
-        else:
-            assert error is not None
-            declaration.state = Declaration.State.FAILED
-            declaration.failure_code = error.code
-            declaration.failure_reason = error.message
-            if error.retryable:
-                # Only transient errors are retried: say that the portal gave up, and after how many attempts.
-                declaration.failure_reason += f" (gave up after {declaration.attempts} attempts)"
-            declaration.aws_response = {
-                "error": {"code": error.code, "message": error.message},
-                "requestId": error.request_id,
-            }
-            audit_record(
-                action="declaration.failed",
-                declaration=declaration,
-                details={"code": error.code, "message": error.message, "attempts": declaration.attempts},
-            )
-        declaration.save(update_fields=FINISH_FIELDS)
+        # Written only while the declaration is not final, as one statement: an attempt running at the same time
+        # (a re-delivered message) waits for the first one's row lock, then finds the row final and changes nothing.
+        unfinished = Declaration.objects.filter(pk=declaration.pk).exclude(state__in=Declaration.FINAL_STATES)
+        if not unfinished.update(**changes):
+            return Declaration.objects.get(pk=declaration.pk)
+        for name, value in changes.items():
+            setattr(declaration, name, value)
+        audit_record(action=action, declaration=declaration, details=details)
+        if result is not None and has_files:
+            files = declaration.related_items.filter(kind=RelatedItem.Kind.FILE)
+            if files.filter(attachment_state=AttachmentState.PENDING).exists():
+                transaction.on_commit(lambda: attachments_dispatch(declaration_id=declaration.pk))
+            files.filter(attachment_state=AttachmentState.STORED).update(attachment_state=AttachmentState.ATTACHED)
     return declaration
-
-
-# What finishing a declaration writes (the row's request, title and the rest stay as they are).
-FINISH_FIELDS = [
-    "state",
-    "incident_record_arn",
-    "started_at",
-    "failure_code",
-    "failure_reason",
-    "aws_response",
-    "updated_at",
-]
 
 
 def declaration_retry(*, declaration: Declaration, actor, ip_address: str | None = None) -> Declaration:

@@ -130,6 +130,33 @@ def one_botocore_attempt(settings):
 
 
 @pytest.mark.django_db
+def test_an_attempt_that_overlaps_a_finished_one_changes_nothing(support_user, plans, sandbox, monkeypatch):
+    # A redelivered message starts a second attempt while the first is still waiting for AWS; the second one
+    # finishes first. The first must then leave the outcome and the audit trail as the second wrote them.
+    declaration = make_declaration(support_user, plans["website-outage"])
+    start_incident = aws.start_incident
+    overlapping = []
+
+    def first_call_overlapped_by_a_second_attempt(request):
+        if not overlapping:
+            overlapping.append("the second attempt")
+            overlapping[0] = services.declaration_start(declaration_id=declaration.pk, final_attempt=False)
+        return start_incident(request)
+
+    monkeypatch.setattr(aws, "start_incident", first_call_overlapped_by_a_second_attempt)
+    first = services.declaration_start(declaration_id=declaration.pk, final_attempt=False)
+
+    declaration.refresh_from_db()
+    assert declaration.state == first.state == Declaration.State.STARTED
+    assert declaration.incident_record_arn == overlapping[0].incident_record_arn == first.incident_record_arn
+    assert declaration.attempts == 2
+    actions = list(declaration.audit_events.values_list("action", flat=True))
+    assert actions == ["declaration.queued", "declaration.starting", "declaration.starting", "declaration.started"]
+    # Both calls carried the same client token: AWS started one incident.
+    assert [call["params"]["clientToken"] for call in sandbox.calls()] == [declaration.client_token] * 2
+
+
+@pytest.mark.django_db
 @pytest.mark.usefixtures("one_botocore_attempt")
 def test_attempts_are_bounded_by_the_database_even_when_messages_are_redelivered(support_user, plans, sandbox):
     sandbox.inject(operation="StartIncident", error_rate=1.0)
