@@ -9,16 +9,17 @@ refused before running, so nothing ran twice), inside one the transaction fails 
 forget them, so only that request or task fails.
 
 `compiled()` serves the queries every request runs (the session, the person, the chosen plan): the ORM builds such
-a query once per process, and the hot path runs its SQL with `raw()`.
+a query once per process, and the hot path runs its SQL with `raw()`. `compiled_insert()` does the same for the row
+every step of a declaration appends (the audit event).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import NotSupportedError
+from django.db import NotSupportedError, connections
 from django.db.backends.signals import connection_created
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet, sql
 
 STALE_PLAN = "0A000"  # feature_not_supported: how PostgreSQL refuses a prepared statement whose result changed
 
@@ -73,3 +74,40 @@ def compiled(queryset: QuerySet, placeholders: Sequence) -> CompiledQuery:
     if missing:
         raise ImproperlyConfigured(f"The query does not take placeholders {sorted(missing)}: {params!r}.")
     return CompiledQuery(sql, bound)
+
+
+@dataclass(frozen=True)
+class CompiledInsert:
+    """An INSERT … RETURNING the ORM built once for a model: `insert(obj)` writes `obj` as `obj.save()` would
+    insert it (each field's pre_save and database preparation, no signals) and reads the returned columns back."""
+
+    alias: str
+    sql: str
+    fields: tuple  # the fields whose values the statement takes, in its order
+    returning: tuple  # the fields it reads back: plain columns (ids, text) that need no converters
+
+    def insert(self, obj: Model) -> None:
+        connection = connections[self.alias]
+        params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in self.fields]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            row = cursor.fetchone()
+        for field, value in zip(self.returning, row, strict=True):
+            setattr(obj, field.attname, value)
+        obj._state.adding = False
+        obj._state.db = self.alias
+
+
+def compiled_insert(model: type[Model], *, alias: str, returning: Sequence[str]) -> CompiledInsert:
+    """The ORM's INSERT of one `model` row with every concrete field but the automatic primary key, returning
+    `returning`. Building it costs more CPU than running it (about 0.3–0.8 ms of an audit event's 1.2 ms)."""
+    if not connections[alias].features.can_return_columns_from_insert:
+        raise ImproperlyConfigured(f"The {alias!r} database cannot return columns from an INSERT.")
+    meta = model._meta
+    fields = tuple(field for field in meta.local_concrete_fields if field is not meta.auto_field)
+    query = sql.InsertQuery(model)
+    query.insert_values(fields, [model()])
+    compiler = query.get_compiler(using=alias)
+    compiler.returning_fields = [meta.get_field(name) for name in returning]
+    [(statement, _params)] = compiler.as_sql()
+    return CompiledInsert(alias, statement, fields, tuple(compiler.returning_fields))

@@ -23,6 +23,22 @@ def test_each_event_chains_to_the_one_before(plans, support_user):
 
 
 @pytest.mark.django_db
+def test_the_event_in_hand_is_the_event_stored(plans, support_user):
+    """audit_record writes with a statement built once per process; what it returns must be the row as stored,
+    its place in the chain (filled in by the database) included."""
+    with transaction.atomic():
+        first = services.audit_record(action="test.first", actor=support_user, details={"n": 1}, ip_address="::1")
+        second = services.audit_record(action="test.second", response_plan=plans["website-outage"])
+    for event in (first, second):
+        stored = AuditEvent.objects.get(pk=event.pk)
+        for field in AuditEvent._meta.concrete_fields:
+            assert getattr(event, field.attname) == getattr(stored, field.attname), field.name
+    assert second.previous_hash == first.hash
+    assert (first.actor_label, first.details, first.ip_address) == (support_user.username, {"n": 1}, "::1")
+    assert (second.actor_label, second.response_plan_id) == ("system", plans["website-outage"].pk)
+
+
+@pytest.mark.django_db
 def test_the_database_refuses_to_update_or_delete_audit_events(plans, support_user):
     services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
     event = AuditEvent.objects.filter(action="declaration.queued").get()

@@ -1,5 +1,6 @@
-"""The queries every request runs, built by the ORM once per process (portal.database.compiled), answer as the
-querysets they were built from would — on PostgreSQL (the tests' database) and on SQLite (`make run`'s)."""
+"""The queries every request runs, built by the ORM once per process (portal.database.compiled, compiled_insert),
+answer as the querysets and saves they were built from would — on PostgreSQL (the tests' database) and on SQLite
+(`make run`'s)."""
 
 import pytest
 from django.contrib.auth.models import Group
@@ -10,7 +11,8 @@ from incidents.models import ResponsePlan
 from portal import database
 from tests.helpers import manage_py
 
-# Signs in, and declares with a plan open to the person's group, as `make run` would serve it.
+# Signs in, and declares with a plan open to the person's group, as `make run` would serve it; appends to the
+# audit trail.
 ON_SQLITE = """
 from django.contrib.auth.models import Group, User
 from django.test import Client
@@ -30,6 +32,14 @@ person = response.wsgi_request.user
 assert roles.can_declare(person) and not roles.is_manager(person)
 assert selectors.response_plan_available_get(user=person, pk=plan.pk) == plan
 assert selectors.response_plan_available_get(user=person, pk=closed.pk) is None
+from django.db import transaction
+from incidents import services
+from incidents.models import AuditEvent
+with transaction.atomic():
+    first = services.audit_record(action="test.first", actor=user)
+    second = services.audit_record(action="test.second", response_plan=plan)
+assert second.previous_hash == first.hash == AuditEvent.chain_hash(first.previous_hash, first.content_hash)
+assert list(AuditEvent.objects.values_list("pk", "hash")) == [(first.pk, first.hash), (second.pk, second.hash)]
 print("ok")
 """
 
