@@ -313,11 +313,7 @@ def declaration_start(*, declaration_id: int, final_attempt: bool) -> Declaratio
     database too, so re-deliveries (worker lost, sweeper) can never make the attempts unbounded.
     """
     with transaction.atomic():
-        declaration = (
-            Declaration.objects.select_for_update(of=("self",))
-            .select_related("response_plan", "declared_by")
-            .get(pk=declaration_id)
-        )
+        declaration = selectors.declaration_for_start(declaration_id)
         if declaration.is_final:
             # A second delivery of the same task: the first one already finished the work.
             return declaration

@@ -40,6 +40,13 @@ with transaction.atomic():
     second = services.audit_record(action="test.second", response_plan=plan)
 assert second.previous_hash == first.hash == AuditEvent.chain_hash(first.previous_hash, first.content_hash)
 assert list(AuditEvent.objects.values_list("pk", "hash")) == [(first.pk, first.hash), (second.pk, second.hash)]
+from incidents.models import Declaration, RelatedItem
+declaration = Declaration.objects.create(declared_by=user, response_plan=plan, client_token="t", title="Down")
+RelatedItem.objects.create(declaration=declaration, kind="link", value="https://example.com/", title="Status")
+with transaction.atomic():
+    held = selectors.declaration_for_start(declaration.pk)
+    assert (held.title, held.response_plan.arn, held.declared_by.username) == ("Down", plan.arn, "sam")
+    assert selectors.declaration_related_items(held) == [("link", "https://example.com/", "Status", "")]
 print("ok")
 """
 

@@ -2,15 +2,16 @@
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from incidents import aws, ratelimit, services, tasks
+from incidents import aws, ratelimit, selectors, services, tasks
 from incidents.models import Declaration
 from portal.celery import app
 from tests.helpers import upload
@@ -127,6 +128,40 @@ def one_botocore_attempt(settings):
     aws.reset_clients()
     yield
     aws.reset_clients()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_declaration_being_started_is_locked_with_what_startincident_needs(support_user, plans):
+    plan = plans["website-outage"]
+    declaration = make_declaration(support_user, plan)
+
+    def lock_from_another_connection():
+        try:
+            with transaction.atomic():
+                list(Declaration.objects.select_for_update(nowait=True).filter(pk=declaration.pk))
+            return "locked"
+        except DatabaseError:
+            return "refused"
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        held = selectors.declaration_for_start(declaration.pk)
+        with ThreadPoolExecutor(1) as other:
+            assert other.submit(lock_from_another_connection).result() == "refused"
+        assert (held.pk, held.client_token, held.title, held.state) == (
+            declaration.pk,
+            declaration.client_token,
+            "Stuck",
+            Declaration.State.QUEUED,
+        )
+        assert (held.response_plan.arn, held.declared_by.get_username()) == (plan.arn, support_user.username)
+        # The rest of the plan and the person is there when asked for.
+        assert (held.response_plan.name, held.declared_by.email) == (plan.name, support_user.email)
+    with ThreadPoolExecutor(1) as other:
+        assert other.submit(lock_from_another_connection).result() == "locked"
+    with pytest.raises(Declaration.DoesNotExist), transaction.atomic():
+        selectors.declaration_for_start(declaration.pk + 1000)
 
 
 @pytest.mark.django_db
