@@ -151,10 +151,7 @@ class Declaration(models.Model):
 
     def save(self, *args, **kwargs):
         # Filled here rather than in one service so that every writer (form, API, scripts) gets them right.
-        if not self.effective_title:
-            self.effective_title = self.title or self.response_plan.template_title
-        if not self.effective_impact:
-            self.effective_impact = self.impact or self.response_plan.template_impact
+        self.fill_in_effective()
         super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
@@ -163,6 +160,14 @@ class Declaration(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state in self.FINAL_STATES
+
+    def fill_in_effective(self) -> None:
+        """The title and impact AWS is asked for: the person's, else the plan's. save() calls this; a writer that
+        inserts without save() must call it first."""
+        if not self.effective_title:
+            self.effective_title = self.title or self.response_plan.template_title
+        if not self.effective_impact:
+            self.effective_impact = self.impact or self.response_plan.template_impact
 
 
 class AttachmentState(models.TextChoices):

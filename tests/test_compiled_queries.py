@@ -5,9 +5,11 @@ answer as the querysets and saves they were built from would — on PostgreSQL (
 import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from incidents import roles, selectors
-from incidents.models import ResponsePlan
+from incidents import roles, selectors, services
+from incidents.models import Declaration, RelatedItem, ResponsePlan
 from portal import database
 from tests.helpers import manage_py
 
@@ -16,8 +18,11 @@ from tests.helpers import manage_py
 ON_SQLITE = """
 from django.contrib.auth.models import Group, User
 from django.test import Client
-from incidents import roles, selectors
-from incidents.models import ResponsePlan
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from incidents import roles, selectors, services
+from incidents.models import Declaration, RelatedItem, ResponsePlan
 ARN = "arn:aws:ssm-incidents::111122223333:response-plan/"
 plan = ResponsePlan.objects.create(arn=ARN + "p", name="p", template_impact=3, is_visible=True)
 closed = ResponsePlan.objects.create(arn=ARN + "q", name="q", template_impact=3, is_visible=True)
@@ -40,9 +45,16 @@ with transaction.atomic():
     second = services.audit_record(action="test.second", response_plan=plan)
 assert second.previous_hash == first.hash == AuditEvent.chain_hash(first.previous_hash, first.content_hash)
 assert list(AuditEvent.objects.values_list("pk", "hash")) == [(first.pk, first.hash), (second.pk, second.hash)]
-from incidents.models import Declaration, RelatedItem
-declaration = Declaration.objects.create(declared_by=user, response_plan=plan, client_token="t", title="Down")
-RelatedItem.objects.create(declaration=declaration, kind="link", value="https://example.com/", title="Status")
+from incidents.models import Declaration
+services.declaration_dispatch = lambda declaration_id: True  # no worker here
+declaration, _ = services.declaration_create(
+    declared_by=user,
+    response_plan=plan,
+    title="Down",
+    related_items=[services.RelatedItemInput(kind="link", value="https://example.com/", title="Status")],
+)
+stored = Declaration.objects.get()
+assert (stored.pk, stored.effective_title, stored.effective_impact) == (declaration.pk, "Down", 3)
 with transaction.atomic():
     held = selectors.declaration_for_start(declaration.pk)
     assert (held.title, held.response_plan.arn, held.declared_by.username) == ("Down", plan.arn, "sam")
@@ -84,3 +96,30 @@ def test_a_person_with_more_groups_than_before_gets_a_query_of_their_own(plans, 
     support_user.groups.add(Group.objects.get(name=roles.MANAGER))
     del support_user._portal_groups  # as the next request reads the person
     assert selectors.response_plan_available_get(user=support_user, pk=security.pk) == security
+
+
+@pytest.mark.django_db
+def test_rows_inserted_together_come_back_in_their_order_with_their_ids(plans, support_user, monkeypatch):
+    declaration, _ = services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+    items = [
+        RelatedItem(declaration=declaration, kind="link", value=f"https://example.com/{n}", position=n)
+        for n in range(5)
+    ]
+    # As on a database that takes few parameters per statement: 2 rows at a time.
+    monkeypatch.setattr(connection.ops, "bulk_batch_size", lambda fields, objs: 2)
+    with CaptureQueriesContext(connection) as queries:
+        database.insert(items)
+    assert len(queries) == 3
+    stored = RelatedItem.objects.filter(declaration=declaration).order_by("position")
+    assert [(item.pk, item.value) for item in items] == [(item.pk, item.value) for item in stored]
+    assert all(not item._state.adding for item in items)
+
+
+@pytest.mark.django_db
+def test_a_declaration_left_to_its_plan_is_stored_with_the_plans_title_and_impact(plans, support_user):
+    """declaration_create inserts without save(), so it must fill in what AWS will be asked for itself."""
+    plan = plans["payments-degraded"]
+    declaration, _ = services.declaration_create(declared_by=support_user, response_plan=plan)
+    stored = Declaration.objects.get(pk=declaration.pk)
+    assert (stored.effective_title, stored.effective_impact) == (plan.template_title, plan.template_impact)
+    assert (stored.title, stored.impact) == ("", None)
