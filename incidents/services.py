@@ -195,8 +195,8 @@ def declaration_create(
     declaration.full_clean(exclude=["declared_by", "response_plan"], validate_unique=False)
     try:
         with transaction.atomic():
-            # Inserted with statements built once per process (3 of the 4 rows a POST writes): building them had
-            # cost the ORM more CPU than running them.
+            # Inserted with statements built once per process, as the audit event below: building them had cost
+            # the ORM more CPU than running them.
             declaration.fill_in_effective()
             database.insert([declaration])
             for item in items:
