@@ -261,6 +261,9 @@ def test_the_whole_flow_works_without_javascript(page_without_js, live_server, p
     expect(page.locator("#preview pre")).to_contain_text("https://grafana.example.com/d/etl")
     page.locator("#id_items-1-file").set_input_files(str(log))
     screenshot(page, "09-no-js-filled")
+    # AWS answers slowly, so that the page lands while the declaration is still on its way (the worker is quick
+    # enough to have started it before the page renders otherwise).
+    sandbox.inject(operation="StartIncident", latency_ms=1500)
     page.locator("button.submit-declare").dblclick()
     page.wait_for_url(re.compile(r"/declarations/\d+/$"))
     expect(page.locator("#status")).to_contain_text("Refresh to see the latest status")
