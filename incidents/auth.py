@@ -25,9 +25,7 @@ class PortalBackend(ModelBackend):
             user_id = user_model._meta.pk.to_python(user_id)
         except ValidationError:  # not an id at all: no such person
             return None
-        alias = router.db_for_read(user_model)
-        query = _person_query(alias)
-        rows = list(user_model._default_manager.db_manager(alias).raw(query.sql, query.bind([user_id])))
+        rows = list(_person_query(router.db_for_read(user_model)).raw([user_id]))
         if not rows:
             return None
         user = rows[0]

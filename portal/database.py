@@ -21,6 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import NotSupportedError, connections, router
 from django.db.backends.signals import connection_created
 from django.db.models import Model, QuerySet, sql
+from django.db.models.query import RawQuerySet
 
 STALE_PLAN = "0A000"  # feature_not_supported: how PostgreSQL refuses a prepared statement whose result changed
 
@@ -54,9 +55,16 @@ class CompiledQuery:
 
     sql: str
     params: tuple  # for each parameter: ("value", index into the values) or ("constant", the constant)
+    model: type[Model]  # the queryset's model and database, for `raw()`
+    alias: str
 
     def bind(self, values: Sequence) -> list:
         return [values[item] if kind == "value" else item for kind, item in self.params]
+
+    def raw(self, values: Sequence) -> RawQuerySet:
+        """The query with `values` in place of its placeholders, as model instances (columns that are not the
+        model's, such as a joined table's, become attributes)."""
+        return self.model._default_manager.db_manager(self.alias).raw(self.sql, self.bind(values))
 
 
 def compiled(queryset: QuerySet, placeholders: Sequence) -> CompiledQuery:
@@ -64,7 +72,7 @@ def compiled(queryset: QuerySet, placeholders: Sequence) -> CompiledQuery:
 
     Building a query costs the ORM several times the CPU of running it. Build `queryset` with distinct
     `placeholders` where the real values go (values no real one can be: a negative id, a word no key has), and run
-    `raw(query.sql, query.bind(values))` with the values in the placeholders' order."""
+    `query.raw(values)` with the values in the placeholders' order."""
     sql, params = queryset.query.get_compiler(queryset.db).as_sql()
     slots = {(type(placeholder), placeholder): index for index, placeholder in enumerate(placeholders)}
     bound = tuple(
@@ -74,7 +82,7 @@ def compiled(queryset: QuerySet, placeholders: Sequence) -> CompiledQuery:
     missing = set(range(len(placeholders))) - {item for kind, item in bound if kind == "value"}
     if missing:
         raise ImproperlyConfigured(f"The query does not take placeholders {sorted(missing)}: {params!r}.")
-    return CompiledQuery(sql, bound)
+    return CompiledQuery(sql, bound, queryset.model, queryset.db)
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,7 @@ def compiled_insert(model: type[Model], *, alias: str, returning: tuple[str, ...
     if not getattr(connection.features, feature):
         raise ImproperlyConfigured(f"The {alias!r} database cannot return columns from this INSERT.")
     meta = model._meta
-    fields = tuple(field for field in meta.local_concrete_fields if field is not meta.auto_field)
+    fields = _insert_fields(model)
     query = sql.InsertQuery(model)
     query.insert_values(fields, [model() for _ in range(rows)])
     compiler = query.get_compiler(using=alias)
@@ -132,9 +140,14 @@ def insert(objs: Sequence[Model], *, returning: tuple[str, ...] = ("id",)) -> No
         return
     model = type(objs[0])
     alias = router.db_for_write(model)
-    meta = model._meta
-    fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
-    batch = max(connections[alias].ops.bulk_batch_size(fields, objs), 1)
+    batch = max(connections[alias].ops.bulk_batch_size(_insert_fields(model), objs), 1)
     for start in range(0, len(objs), batch):
         chunk = objs[start : start + batch]
         compiled_insert(model, alias=alias, returning=returning, rows=len(chunk)).insert(chunk)
+
+
+@functools.cache
+def _insert_fields(model: type[Model]) -> tuple:
+    """What an INSERT of `model` writes: every concrete field but the automatic primary key."""
+    meta = model._meta
+    return tuple(field for field in meta.local_concrete_fields if field is not meta.auto_field)

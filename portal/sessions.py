@@ -19,10 +19,8 @@ KEY = "<session key>"  # the placeholder for the key: no session key has bracket
 
 class SessionStore(db.SessionStore):
     def _get_session_from_db(self):
-        model = self.model
-        alias = router.db_for_read(model)
-        query = _session_query(model, alias)
-        sessions = list(model._default_manager.db_manager(alias).raw(query.sql, query.bind([self.session_key])))
+        query = _session_query(self.model, router.db_for_read(self.model))
+        sessions = list(query.raw([self.session_key]))
         if not sessions:
             self._session_key = None  # unknown or expired: a new session, as Django's own store does
             return None

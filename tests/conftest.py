@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import redis
@@ -17,8 +16,8 @@ from incidents import aws, roles, services
 from incidents.models import Declaration, ResponsePlan
 from sandbox import demo
 from sandbox.server import Sandbox
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "test",
     "AWS_SECRET_ACCESS_KEY": "test",  # the sandbox accepts any credentials

@@ -77,9 +77,9 @@ def test_make_runs_sqlite_answers_the_compiled_queries(tmp_path):
 def test_a_compiled_query_takes_the_values_in_place_of_its_placeholders(plans):
     plan = plans["website-outage"]
     query = database.compiled(ResponsePlan.objects.filter(pk=-1, name="-name-"), [-1, "-name-"])
-    found = list(ResponsePlan.objects.raw(query.sql, query.bind([plan.pk, plan.name])))
+    found = list(query.raw([plan.pk, plan.name]))
     assert found == [plan]
-    assert list(ResponsePlan.objects.raw(query.sql, query.bind([plan.pk, "another name"]))) == []
+    assert list(query.raw([plan.pk, "another name"])) == []
 
 
 def test_a_placeholder_the_query_does_not_take_is_refused():

@@ -3,14 +3,11 @@
 import json
 import multiprocessing
 import runpy
-from pathlib import Path
 
 from gunicorn.config import Config
 
 from tests.conftest import worker_database_url
-from tests.helpers import manage_py
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, manage_py
 
 
 def manage(*args, **env):
