@@ -319,7 +319,7 @@ def declaration_start(*, declaration_id: int, final_attempt: bool) -> Declaratio
         declaration.state = Declaration.State.STARTING
         declaration.attempts += 1
         declaration.aws_request = _jsonable(request)
-        declaration.save(update_fields=["state", "attempts", "aws_request", "updated_at"])
+        database.update(declaration, ["state", "attempts", "aws_request", "updated_at"])
         audit_record(
             action="declaration.starting",
             declaration=declaration,
@@ -375,15 +375,13 @@ def _declaration_finish(
         }
         action = "declaration.failed"
         details = {"code": error.code, "message": error.message, "attempts": declaration.attempts}
-    changes["updated_at"] = timezone.now()
+    for name, value in changes.items():  # database.update writes the object's values
+        setattr(declaration, name, value)
     with transaction.atomic():
         # Written only while the declaration is not final, as one statement: an attempt running at the same time
         # (a re-delivered message) waits for the first one's row lock, then finds the row final and changes nothing.
-        unfinished = Declaration.objects.filter(pk=declaration.pk).exclude(state__in=Declaration.FINAL_STATES)
-        if not unfinished.update(**changes):
+        if not database.update(declaration, [*changes, "updated_at"], unless=("state", Declaration.FINAL_STATES)):
             return Declaration.objects.get(pk=declaration.pk)
-        for name, value in changes.items():
-            setattr(declaration, name, value)
         audit_record(action=action, declaration=declaration, details=details)
         if result is not None and has_files:
             files = declaration.related_items.filter(kind=RelatedItem.Kind.FILE)

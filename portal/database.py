@@ -10,7 +10,8 @@ forget them, so only that request or task fails.
 
 `compiled()` serves the queries every request runs (the session, the person, the chosen plan): the ORM builds such
 a query once per process, and the hot path runs its SQL with `raw()`. `insert()` does the same for the rows every
-declaration writes (the declaration, its related items, an audit event for each step).
+declaration writes (the declaration, its related items, an audit event for each step), and `update()` for the
+worker's two writes to a declaration it starts (before and after the call to AWS).
 """
 
 import functools
@@ -151,3 +152,56 @@ def _insert_fields(model: type[Model]) -> tuple:
     """What an INSERT of `model` writes: every concrete field but the automatic primary key."""
     meta = model._meta
     return tuple(field for field in meta.local_concrete_fields if field is not meta.auto_field)
+
+
+@dataclass(frozen=True)
+class CompiledUpdate:
+    """An UPDATE of some fields of one row, optionally only while a column holds none of some values."""
+
+    alias: str
+    sql: str
+    fields: tuple  # the fields it writes, in the statement's order
+    unless: tuple  # the values the condition's column must not hold (bound after the primary key)
+
+    def update(self, obj: Model) -> bool:
+        connection = connections[self.alias]
+        params = [field.get_db_prep_save(field.pre_save(obj, False), connection) for field in self.fields]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, [*params, obj.pk, *self.unless])
+            return cursor.rowcount > 0
+
+
+@functools.cache
+def compiled_update(
+    model: type[Model], *, alias: str, fields: tuple[str, ...], unless: tuple[str, tuple] | None = None
+) -> CompiledUpdate:
+    """`UPDATE … SET field = %s, … WHERE pk = %s [AND NOT column IN (…)]` for `model`, built once per process for
+    each combination. The ORM builds an UPDATE on every call, which cost more CPU than running it (a declaration's
+    `save(update_fields=…)`: ~0.6 of its ~0.9 ms)."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    meta = model._meta
+    written = tuple(meta.get_field(name) for name in fields)
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in written)
+    # Names from the model's metadata, quoted by the backend; every value is a parameter.
+    statement = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    values: tuple = ()
+    if unless is not None:
+        name, values = unless
+        column = meta.get_field(name)
+        values = tuple(column.get_db_prep_value(value, connection) for value in values)
+        statement += f" AND NOT ({quote(column.column)} IN ({', '.join(['%s'] * len(values))}))"
+    return CompiledUpdate(alias, statement, written, values)
+
+
+def update(obj: Model, fields: Sequence[str], *, unless: tuple[str, Sequence] | None = None) -> bool:
+    """Write `obj`'s `fields` to its row, as `save(update_fields=…)` would (each field's pre_save, `auto_now`
+    included, and database preparation; no signals, no save() overrides), with a statement built once per process.
+    `unless=(field, values)` writes only while the row's `field` holds none of `values`. Returns whether the row
+    was written."""
+    model = type(obj)
+    condition = (unless[0], tuple(unless[1])) if unless is not None else None
+    query = compiled_update(
+        model, alias=router.db_for_write(model, instance=obj), fields=tuple(fields), unless=condition
+    )
+    return query.update(obj)

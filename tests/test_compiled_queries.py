@@ -1,6 +1,6 @@
-"""The queries every request runs, built by the ORM once per process (portal.database.compiled, compiled_insert),
-answer as the querysets and saves they were built from would — on PostgreSQL (the tests' database) and on SQLite
-(`make run`'s)."""
+"""The queries every request runs, built once per process (portal.database.compiled, compiled_insert,
+compiled_update), answer as the querysets and saves they were built from would — on PostgreSQL (the tests'
+database) and on SQLite (`make run`'s)."""
 
 import pytest
 from django.contrib.auth.models import Group
@@ -59,6 +59,13 @@ with transaction.atomic():
     held = selectors.declaration_for_start(declaration.pk)
     assert (held.title, held.response_plan.arn, held.declared_by.username) == ("Down", plan.arn, "sam")
     assert selectors.declaration_related_items(held) == [("link", "https://example.com/", "Status", "")]
+from portal import database
+held.state, held.aws_request = Declaration.State.STARTING, {"title": "Down"}
+assert database.update(held, ["state", "aws_request", "updated_at"], unless=("state", Declaration.FINAL_STATES))
+held.state = Declaration.State.STARTED
+assert database.update(held, ["state"], unless=("state", Declaration.FINAL_STATES))
+assert not database.update(held, ["state"], unless=("state", Declaration.FINAL_STATES))
+assert Declaration.objects.values_list("state", "aws_request").get() == ("started", {"title": "Down"})
 print("ok")
 """
 
@@ -123,3 +130,45 @@ def test_a_declaration_left_to_its_plan_is_stored_with_the_plans_title_and_impac
     stored = Declaration.objects.get(pk=declaration.pk)
     assert (stored.effective_title, stored.effective_impact) == (plan.template_title, plan.template_impact)
     assert (stored.title, stored.impact) == ("", None)
+
+
+@pytest.mark.django_db
+def test_an_update_writes_the_fields_named_and_nothing_else(plans, support_user):
+    """database.update stands in for save(update_fields=…): the fields given, `auto_now` refreshed, JSON stored as
+    JSON, a NULL as NULL; whatever else the object holds stays as stored."""
+    declaration, _ = services.declaration_create(
+        declared_by=support_user, response_plan=plans["website-outage"], title="Checkout is down"
+    )
+    stored_before = Declaration.objects.get(pk=declaration.pk)
+    declaration.state = Declaration.State.STARTING
+    declaration.attempts = 1
+    declaration.aws_request = {"title": "Checkout is down", "impact": 2}
+    declaration.dispatched_at = None
+    declaration.title = "Not written: not among the fields"
+
+    written = database.update(declaration, ["state", "attempts", "aws_request", "dispatched_at", "updated_at"])
+
+    stored = Declaration.objects.get(pk=declaration.pk)
+    assert written
+    assert (stored.state, stored.attempts, stored.aws_request) == (
+        "starting",
+        1,
+        {"title": "Checkout is down", "impact": 2},
+    )
+    assert stored.dispatched_at is None
+    assert stored.title == "Checkout is down"
+    assert stored.updated_at > stored_before.updated_at
+    assert stored.updated_at == declaration.updated_at
+
+
+@pytest.mark.django_db
+def test_an_update_unless_the_row_holds_one_of_some_values_leaves_such_a_row_alone(plans, support_user):
+    declaration, _ = services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+    Declaration.objects.filter(pk=declaration.pk).update(state=Declaration.State.FAILED, failure_reason="Denied")
+    declaration.state = Declaration.State.STARTED
+    declaration.failure_reason = ""
+
+    written = database.update(declaration, ["state", "failure_reason"], unless=("state", Declaration.FINAL_STATES))
+
+    assert not written
+    assert Declaration.objects.values_list("state", "failure_reason").get(pk=declaration.pk) == ("failed", "Denied")
