@@ -177,7 +177,7 @@ def compiled_update(
 ) -> CompiledUpdate:
     """`UPDATE … SET field = %s, … WHERE pk = %s [AND NOT column IN (…)]` for `model`, built once per process for
     each combination. The ORM builds an UPDATE on every call, which cost more CPU than running it (a declaration's
-    `save(update_fields=…)`: ~0.6 of its ~0.9 ms)."""
+    `save(update_fields=…)` took 0.8–0.9 ms, this 0.5 ms, the round trip included)."""
     connection = connections[alias]
     quote = connection.ops.quote_name
     meta = model._meta
@@ -185,13 +185,13 @@ def compiled_update(
     assignments = ", ".join(f"{quote(field.column)} = %s" for field in written)
     # Names from the model's metadata, quoted by the backend; every value is a parameter.
     statement = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
-    values: tuple = ()
+    excluded: tuple = ()
     if unless is not None:
         name, values = unless
         column = meta.get_field(name)
-        values = tuple(column.get_db_prep_value(value, connection) for value in values)
-        statement += f" AND NOT ({quote(column.column)} IN ({', '.join(['%s'] * len(values))}))"
-    return CompiledUpdate(alias, statement, written, values)
+        excluded = tuple(column.get_db_prep_value(value, connection) for value in values)
+        statement += f" AND NOT ({quote(column.column)} IN ({', '.join(['%s'] * len(excluded))}))"
+    return CompiledUpdate(alias, statement, written, excluded)
 
 
 def update(obj: Model, fields: Sequence[str], *, unless: tuple[str, Sequence] | None = None) -> bool:
