@@ -102,9 +102,7 @@ class CompiledInsert:
         if len(objs) != self.rows:
             raise ValueError(f"This statement inserts {self.rows} rows, not {len(objs)}.")
         connection = connections[self.alias]
-        params = [
-            field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in objs for field in self.fields
-        ]
+        params = [value for obj in objs for value in _prepared(obj, self.fields, connection, add=True)]
         with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             returned = cursor.fetchall()
@@ -113,6 +111,12 @@ class CompiledInsert:
                 setattr(obj, field.attname, value)
             obj._state.adding = False
             obj._state.db = self.alias
+
+
+def _prepared(obj: Model, fields: Sequence, connection, *, add: bool) -> list:
+    """`obj`'s values of `fields` as `save()` sends them: each field's pre_save (auto_now, auto_now_add), then its
+    preparation for the database (JSON, dates, choices)."""
+    return [field.get_db_prep_save(field.pre_save(obj, add), connection) for field in fields]
 
 
 @functools.cache
@@ -165,7 +169,7 @@ class CompiledUpdate:
 
     def update(self, obj: Model) -> bool:
         connection = connections[self.alias]
-        params = [field.get_db_prep_save(field.pre_save(obj, False), connection) for field in self.fields]
+        params = _prepared(obj, self.fields, connection, add=False)
         with connection.cursor() as cursor:
             cursor.execute(self.sql, [*params, obj.pk, *self.unless])
             return cursor.rowcount > 0

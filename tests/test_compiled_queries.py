@@ -14,15 +14,16 @@ from portal import database
 from tests.helpers import manage_py
 
 # Signs in, and declares with a plan open to the person's group, as `make run` would serve it; appends to the
-# audit trail.
+# audit trail; reads the declaration as the worker does and writes it starting, then started.
 ON_SQLITE = """
 from django.contrib.auth.models import Group, User
+from django.db import transaction
 from django.test import Client
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from incidents import roles, selectors, services
-from incidents.models import Declaration, RelatedItem, ResponsePlan
+from incidents.models import AuditEvent, Declaration, ResponsePlan
+from portal import database
+
 ARN = "arn:aws:ssm-incidents::111122223333:response-plan/"
 plan = ResponsePlan.objects.create(arn=ARN + "p", name="p", template_impact=3, is_visible=True)
 closed = ResponsePlan.objects.create(arn=ARN + "q", name="q", template_impact=3, is_visible=True)
@@ -37,15 +38,11 @@ person = response.wsgi_request.user
 assert roles.can_declare(person) and not roles.is_manager(person)
 assert selectors.response_plan_available_get(user=person, pk=plan.pk) == plan
 assert selectors.response_plan_available_get(user=person, pk=closed.pk) is None
-from django.db import transaction
-from incidents import services
-from incidents.models import AuditEvent
 with transaction.atomic():
     first = services.audit_record(action="test.first", actor=user)
     second = services.audit_record(action="test.second", response_plan=plan)
 assert second.previous_hash == first.hash == AuditEvent.chain_hash(first.previous_hash, first.content_hash)
 assert list(AuditEvent.objects.values_list("pk", "hash")) == [(first.pk, first.hash), (second.pk, second.hash)]
-from incidents.models import Declaration
 services.declaration_dispatch = lambda declaration_id: True  # no worker here
 declaration, _ = services.declaration_create(
     declared_by=user,
@@ -59,7 +56,6 @@ with transaction.atomic():
     held = selectors.declaration_for_start(declaration.pk)
     assert (held.title, held.response_plan.arn, held.declared_by.username) == ("Down", plan.arn, "sam")
     assert selectors.declaration_related_items(held) == [("link", "https://example.com/", "Status", "")]
-from portal import database
 held.state, held.aws_request = Declaration.State.STARTING, {"title": "Down"}
 assert database.update(held, ["state", "aws_request", "updated_at"], unless=("state", Declaration.FINAL_STATES))
 held.state = Declaration.State.STARTED
