@@ -1,5 +1,6 @@
 """Reads: every query the interfaces need, in one place."""
 
+import contextlib
 import csv
 import functools
 import io
@@ -14,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
-from django.db import connection, connections, router
+from django.db import connection, connections, router, transaction
 from django.db.models import (
     Case,
     Count,
@@ -82,6 +83,15 @@ def _plan_available_query(groups: int | None) -> database.CompiledQuery:
     placeholders = [-1 - index for index in range(1 + (groups or 0))]
     plans = _plans_available(group_ids=None if groups is None else placeholders[1:]).filter(pk=-1)
     return database.compiled(plans, placeholders)
+
+
+def warm_up_declare() -> None:
+    """Build the plan lookup of the declare POST (`response_plan_available_get`) for an administrator and for a
+    person with up to three groups (the portal has three roles), and run each once for a plan that cannot exist,
+    so that a new process's first declaration finds them built and the connection's catalog caches filled."""
+    for groups in (None, 1, 2, 3):
+        placeholders = [-1 - index for index in range(1 + (groups or 0))]
+        list(_plan_available_query(groups).raw(placeholders))
 
 
 def response_plan_is_available_to(*, user, response_plan: ResponsePlan) -> bool:
@@ -160,6 +170,17 @@ def declaration_related_items(declaration: Declaration) -> list[tuple[str, str, 
 def _related_items_query(alias: str) -> database.CompiledQuery:
     items = RelatedItem.objects.db_manager(alias).filter(declaration_id=-1)
     return database.compiled(items.values_list("kind", "value", "title", "attachment_state"), [-1])
+
+
+def warm_up_start() -> None:
+    """Build the worker's two reads of a declaration it starts and run each once for a declaration that cannot
+    exist: ~3 ms to build and ~2.5 ms more for a new connection's first run, which a new worker process's first
+    declaration would otherwise wait for."""
+    alias = router.db_for_write(Declaration)
+    # FOR UPDATE is only built inside a transaction.
+    with transaction.atomic(using=alias), contextlib.suppress(Declaration.DoesNotExist):
+        declaration_for_start(-1)
+    declaration_related_items(Declaration(pk=-1))
 
 
 def declaration_start_request(

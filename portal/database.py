@@ -120,7 +120,7 @@ def _prepared(obj: Model, fields: Sequence, connection, *, add: bool) -> list:
 
 
 @functools.cache
-def compiled_insert(model: type[Model], *, alias: str, returning: tuple[str, ...], rows: int = 1) -> CompiledInsert:
+def compiled_insert(model: type[Model], *, alias: str, returning: tuple[str, ...], rows: int) -> CompiledInsert:
     """The ORM's INSERT of `rows` rows of `model` with every concrete field but the automatic primary key,
     returning `returning`; built once per process for each combination. Building such a statement costs the ORM
     more CPU than running it (an audit event: ~0.5 of its ~1.2 ms)."""
