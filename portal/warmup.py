@@ -11,6 +11,7 @@ A failure here is logged and the process starts anyway: the request and task pat
 broker or AWS themselves.
 """
 
+import gc
 import logging
 from importlib import import_module
 from pathlib import Path
@@ -30,6 +31,7 @@ def web_process() -> None:
         _publisher()
     except Exception as exc:  # Redis is down: the first declaration's publish fails and the sweeper takes over
         logger.warning("Celery's broker was not reachable at start (%s); publishing will connect on first use", exc)
+    freeze_heap()
 
 
 def worker_process() -> None:
@@ -46,6 +48,19 @@ def worker_process() -> None:
         ratelimit.warm_up()
     except Exception as exc:  # Redis is down: the first StartIncident waits for it and retries
         logger.warning("The StartIncident rate limiter's Redis was not reachable at start: %s", exc)
+    freeze_heap()
+
+
+def freeze_heap() -> None:
+    """Collect once, then keep what the process has set up out of the garbage collector's sight (`gc.freeze`).
+
+    A warmed process holds 120–170 thousand objects (modules, models, botocore's service models, compiled
+    statements), nearly all kept until it exits. Python's full collection walks all of them: under load it took
+    100–250 ms here, a pause for every request or task in that process, about once a minute. Frozen, they are
+    never walked again (plain reference counting still frees them) and a full collection only walks what was made
+    since."""
+    gc.collect()
+    gc.freeze()
 
 
 def _urls() -> None:
