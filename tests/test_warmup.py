@@ -48,6 +48,13 @@ def start_process(command: list[str], env: dict[str, str], log_path: Path) -> su
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
 
 
+@pytest.fixture(autouse=True)
+def _test_process_heap_left_unfrozen(monkeypatch):
+    """The warm-ups run here in the test process, whose heap is not a new process's: freezing it would only keep the
+    tests' garbage. The test of the freeze runs the warm-up in a process of its own."""
+    monkeypatch.setattr(warmup, "freeze_heap", lambda: None)
+
+
 @pytest.fixture
 def processes():
     """Processes a test starts, stopped (as a deploy stops them) when it ends."""
@@ -206,14 +213,11 @@ BUILT_ONCE = (
 
 
 @pytest.mark.django_db
-def test_after_the_warm_up_a_first_declaration_finds_every_statement_it_runs_built(
-    support_client, plans, sandbox, monkeypatch
-):
+def test_after_the_warm_up_a_first_declaration_finds_every_statement_it_runs_built(support_client, plans, sandbox):
     """A new process's first declaration waits for none of its statements: the web process's warm-up built the
     POST's (session, person, plan lookup, INSERTs), the worker's built the start's."""
     for builder in BUILT_ONCE:
         builder.cache_clear()
-    monkeypatch.setattr(warmup, "freeze_heap", lambda: None)  # the test process's heap is not a new process's
     warmup.web_process()
     warmup.worker_process()
     built = {builder.__qualname__: builder.cache_info().currsize for builder in BUILT_ONCE}
