@@ -5,8 +5,11 @@ and opens the process's database connection on its first query; Celery builds it
 broker transport, looks up its result backend and declares the queue on the first publish; boto3 reads its service
 models when the first client is made; redis-py's first client in a process costs ~0.1 s. After a deploy or a
 worker restart, the first declarations paid for all of that: up to 0.7 s more from the click to StartIncident on
-this machine. gunicorn's `post_worker_init` (gunicorn.conf.py) and Celery's `worker_process_init`
-(portal/celery.py) call these once per process, after the fork, so no connection is ever shared between processes.
+this machine. Smaller first uses are done here too: the link validator's patterns, the templates, the statements
+the portal builds once per process (`portal.database`; the reads run for rows that cannot exist), Celery's task
+modules. Last, the process's start-up objects are frozen out of the garbage collector's walks (`freeze_heap`).
+gunicorn's `post_worker_init` (gunicorn.conf.py) and Celery's `worker_process_init` (portal/celery.py) call these
+once per process, after the fork, so no connection is ever shared between processes.
 A failure here is logged and the process starts anyway: the request and task paths handle an unreachable database,
 broker or AWS themselves.
 """
