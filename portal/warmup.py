@@ -26,10 +26,13 @@ logger = logging.getLogger(__name__)
 
 
 def web_process() -> None:
+    from incidents import validators
+
     _urls()
-    _database()
     _templates()
-    _declare_path()
+    validators.warm_up()
+    if _database():
+        _statements(_declare_statements)
     try:
         _publisher()
     except Exception as exc:  # Redis is down: the first declaration's publish fails and the sweeper takes over
@@ -41,8 +44,8 @@ def worker_process() -> None:
     from incidents import aws, ratelimit
 
     _urls()  # StartIncident's request carries the declaration's URL
-    _database()
-    _start_path()
+    if _database():
+        _statements(_start_statements)
     try:
         aws.warm_up()
     except Exception as exc:  # a configuration error: the first task reports it where it matters
@@ -71,16 +74,31 @@ def _urls() -> None:
     reverse("incidents:declaration-detail", args=[1])
 
 
-def _database() -> None:
-    """Open the connection the process then keeps (CONN_MAX_AGE); not when each request opens its own anyway."""
+def _database() -> bool:
+    """Open the process's database connection, which it then keeps (CONN_MAX_AGE). False when the database cannot
+    be reached: the first request or task connects, or reports it, and builds its statements itself."""
     from django.db import connection
 
-    if connection.settings_dict["CONN_MAX_AGE"] == 0:
-        return
     try:
         connection.ensure_connection()
     except Exception as exc:  # the database is down: the first request or task connects, or reports it
         logger.warning("The database was not reachable at start (%s); the first query will connect", exc)
+        return False
+    return True
+
+
+def _statements(prepare) -> None:
+    """Build and run `prepare`'s statements on the process's connection. With CONN_MAX_AGE=0 (each request opens its
+    own connection, as behind PgBouncer) that connection is closed again afterwards."""
+    from django.db import connection
+
+    try:
+        prepare()
+    except Exception as exc:  # the first request or task builds and runs them itself
+        logger.warning("The statements of %s could not be prepared at start: %s", prepare.__name__, exc)
+    finally:
+        if connection.settings_dict["CONN_MAX_AGE"] == 0:
+            connection.close()
 
 
 def _templates() -> None:
@@ -97,36 +115,29 @@ def _templates() -> None:
                     logger.warning("Template %s does not compile: %s", path, exc)
 
 
-def _declare_path() -> None:
-    """What a declare POST runs before its publish, built and run now with a session, a person and a plan that
-    cannot exist: Django's URL patterns (the first link checked), the statements of `portal.database` for the
-    session, the person and the plan, and the INSERTs of a declaration, its related items and audit events."""
+def _declare_statements() -> None:
+    """What a declare POST runs before its publish, with a session, a person and a plan that cannot exist: the
+    session, the person and the plan lookup (`portal.database`), and the INSERTs of a declaration, its related items
+    and audit events."""
     from django.contrib.auth import get_backends
 
-    from incidents import selectors, services, validators
-
-    validators.warm_up()
-    try:
-        import_module(settings.SESSION_ENGINE).SessionStore(session_key="warm-up session key").load()
-        for backend in get_backends():
-            if hasattr(backend, "get_user"):  # the ones that read a session's person (not django-axes's)
-                backend.get_user(-1)
-        selectors.warm_up_declare()
-        services.warm_up()
-    except Exception as exc:  # the database is down: the first declaration builds and runs them itself
-        logger.warning("The declare statements could not be prepared at start: %s", exc)
-
-
-def _start_path() -> None:
-    """The worker's reads of a declaration it starts, built and run now for one that cannot exist, and the INSERTs
-    of `services.warm_up` (its audit events)."""
     from incidents import selectors, services
 
-    try:
-        selectors.warm_up_start()
-        services.warm_up()
-    except Exception as exc:  # the database is down: the first task builds and runs them itself
-        logger.warning("The start statements could not be prepared at start: %s", exc)
+    import_module(settings.SESSION_ENGINE).SessionStore(session_key="warm-up session key").load()
+    for backend in get_backends():
+        if hasattr(backend, "get_user"):  # the ones that read a session's person (not django-axes's)
+            backend.get_user(-1)
+    selectors.warm_up_declare()
+    services.warm_up()
+
+
+def _start_statements() -> None:
+    """The worker's reads of a declaration it starts, for one that cannot exist, and the INSERTs of
+    `services.warm_up` (its audit events)."""
+    from incidents import selectors, services
+
+    selectors.warm_up_start()
+    services.warm_up()
 
 
 def _publisher() -> None:

@@ -146,6 +146,22 @@ def test_a_web_worker_opens_its_database_connection_before_its_first_request(gun
     wait_for_connections(name, 1, log)
 
 
+def test_with_a_connection_per_request_a_web_worker_keeps_none_open_after_its_warm_up(gunicorn, django_db_setup):
+    """DATABASE_CONN_MAX_AGE=0 (behind PgBouncer): the warm-up's statements need a connection, which it closes."""
+    broker = redis.Redis.from_url(broker_url())
+    broker.flushdb()
+    database_url, name = database_with_name()
+    _, log = gunicorn(broker_url(), DATABASE_URL=database_url, DATABASE_CONN_MAX_AGE="0")
+    # The queue is declared after the statements: once it is, the warm-up is past them.
+    deadline = time.monotonic() + 60
+    while not broker.exists("_kombu.binding.declarations"):
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    assert connections_named(name) == 0, log.read_text()
+    assert "could not be prepared" not in log.read_text()
+    broker.flushdb()
+
+
 def test_each_celery_worker_child_holds_its_database_connection_before_its_first_task(
     processes, tmp_path, django_db_setup
 ):
@@ -198,6 +214,9 @@ def test_an_unreachable_database_does_not_stop_a_process_from_starting(django_db
     connection.close()
     assert "The database was not reachable at start" in caplog.text
     assert "refused" in caplog.text  # PostgreSQL's own answer, not pytest-django's block on database access
+    # Tried once: the statements are not built against a database that did not answer (each try can wait for
+    # the network's connect timeout).
+    assert "could not be prepared" not in caplog.text
 
 
 # What the declare POST and the worker's start build once per process (portal.database). compiled_update is left
@@ -213,9 +232,15 @@ BUILT_ONCE = (
 
 
 @pytest.mark.django_db
-def test_after_the_warm_up_a_first_declaration_finds_every_statement_it_runs_built(support_client, plans, sandbox):
+def test_after_the_warm_up_a_first_declaration_finds_every_statement_it_runs_built(
+    support_client, plans, sandbox, monkeypatch
+):
     """A new process's first declaration waits for none of its statements: the web process's warm-up built the
     POST's (session, person, plan lookup, INSERTs), the worker's built the start's."""
+    from django.db import connection
+
+    # As production keeps it (CONN_MAX_AGE=None): the test's transaction is on this connection.
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
     for builder in BUILT_ONCE:
         builder.cache_clear()
     warmup.web_process()
