@@ -87,9 +87,9 @@ def _plan_available_query(groups: int | None) -> database.CompiledQuery:
 
 def warm_up_declare() -> None:
     """Build the plan lookup of the declare POST (`response_plan_available_get`) for an administrator and for a
-    person with up to three groups (the portal has three roles), and run each once for a plan that cannot exist,
-    so that a new process's first declaration finds them built and the connection's catalog caches filled."""
-    for groups in (None, 1, 2, 3):
+    person in one or more of the portal's roles, and run each once for a plan that cannot exist, so that a new
+    process's first declaration finds them built and the connection's catalog caches filled."""
+    for groups in (None, *range(1, len(roles.ALL) + 1)):
         placeholders = [-1 - index for index in range(1 + (groups or 0))]
         list(_plan_available_query(groups).raw(placeholders))
 

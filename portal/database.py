@@ -144,11 +144,16 @@ def insert(objs: Sequence[Model], *, returning: tuple[str, ...] = ("id",)) -> No
     if not objs:
         return
     model = type(objs[0])
-    alias = router.db_for_write(model)
-    batch = max(connections[alias].ops.bulk_batch_size(_insert_fields(model), objs), 1)
+    batch = max(connections[router.db_for_write(model)].ops.bulk_batch_size(_insert_fields(model), objs), 1)
     for start in range(0, len(objs), batch):
         chunk = objs[start : start + batch]
-        compiled_insert(model, alias=alias, returning=returning, rows=len(chunk)).insert(chunk)
+        insert_statement(model, rows=len(chunk), returning=returning).insert(chunk)
+
+
+def insert_statement(model: type[Model], *, rows: int, returning: tuple[str, ...] = ("id",)) -> CompiledInsert:
+    """The statement `insert()` writes `rows` rows of `model` with, built on its first use (a process's warm-up
+    asks for the ones its first declaration will use)."""
+    return compiled_insert(model, alias=router.db_for_write(model), returning=returning, rows=rows)
 
 
 @functools.cache

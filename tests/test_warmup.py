@@ -14,6 +14,7 @@ import psycopg
 import pytest
 import redis
 from django.conf import settings
+from django.db import connection
 
 from incidents import auth, aws, ratelimit, selectors, services
 from incidents.models import Declaration
@@ -204,8 +205,6 @@ def test_a_broken_aws_configuration_does_not_stop_a_worker_process_from_starting
 
 
 def test_an_unreachable_database_does_not_stop_a_process_from_starting(django_db_blocker, monkeypatch, caplog):
-    from django.db import connection
-
     monkeypatch.setitem(connection.settings_dict, "PORT", free_port())  # nothing listens there
     monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
     connection.close()
@@ -237,8 +236,6 @@ def test_after_the_warm_up_a_first_declaration_finds_every_statement_it_runs_bui
 ):
     """A new process's first declaration waits for none of its statements: the web process's warm-up built the
     POST's (session, person, plan lookup, INSERTs), the worker's built the start's."""
-    from django.db import connection
-
     # As production keeps it (CONN_MAX_AGE=None): the test's transaction is on this connection.
     monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
     for builder in BUILT_ONCE:
