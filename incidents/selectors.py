@@ -79,10 +79,14 @@ def response_plan_available_get(*, user, pk: int) -> ResponsePlan | None:
 
 @functools.cache
 def _plan_available_query(groups: int | None) -> database.CompiledQuery:
-    # Placeholders: -1 for the plan's id, -2, -3, … for the person's groups (no real id is negative).
-    placeholders = [-1 - index for index in range(1 + (groups or 0))]
+    placeholders = _plan_available_placeholders(groups)
     plans = _plans_available(group_ids=None if groups is None else placeholders[1:]).filter(pk=-1)
     return database.compiled(plans, placeholders)
+
+
+def _plan_available_placeholders(groups: int | None) -> list[int]:
+    """-1 for the plan's id, -2, -3, … for the person's groups: no real id is negative."""
+    return [-1 - index for index in range(1 + (groups or 0))]
 
 
 def warm_up_declare() -> None:
@@ -90,8 +94,7 @@ def warm_up_declare() -> None:
     person in one or more of the portal's roles, and run each once for a plan that cannot exist, so that a new
     process's first declaration finds them built and the connection's catalog caches filled."""
     for groups in (None, *range(1, len(roles.ALL) + 1)):
-        placeholders = [-1 - index for index in range(1 + (groups or 0))]
-        list(_plan_available_query(groups).raw(placeholders))
+        list(_plan_available_query(groups).raw(_plan_available_placeholders(groups)))
 
 
 def response_plan_is_available_to(*, user, response_plan: ResponsePlan) -> bool:

@@ -128,16 +128,16 @@ def _declare_statements() -> None:
         if hasattr(backend, "get_user"):  # the ones that read a session's person (not django-axes's)
             backend.get_user(-1)
     selectors.warm_up_declare()
-    services.warm_up()
+    services.warm_up_declare()
 
 
 def _start_statements() -> None:
-    """The worker's reads of a declaration it starts, for one that cannot exist, and the INSERTs of
-    `services.warm_up` (its audit events)."""
+    """The worker's reads of a declaration it starts, for one that cannot exist, and the INSERT of its audit
+    events."""
     from incidents import selectors, services
 
     selectors.warm_up_start()
-    services.warm_up()
+    services.warm_up_start()
 
 
 def _publisher() -> None:
