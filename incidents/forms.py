@@ -146,24 +146,20 @@ class RelatedItemForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        kind, value, upload = cleaned.get("kind"), cleaned.get("value", ""), cleaned.get("file")
-        if kind == RelatedItem.Kind.FILE:
-            if not upload:
-                self.add_error("file", validators.MESSAGES["file_missing"])
-            else:
-                try:
-                    validators.validate_upload(upload)
-                except ValidationError as exc:
-                    self.add_error("file", exc)
-        elif kind in (RelatedItem.Kind.LINK, RelatedItem.Kind.RESOURCE):
-            validate = validators.related_item_value_validator(kind)
-            if not value:
-                self.add_error("value", validators.MESSAGES["value_missing"])
-            else:
-                try:
-                    validate(value)
-                except ValidationError as exc:
-                    self.add_error("value", exc)
+        kind = cleaned.get("kind")
+        if kind is None:
+            return cleaned
+        try:
+            validators.validate_related_item(
+                kind=kind,
+                value=cleaned.get("value", ""),
+                title=cleaned.get("title", ""),
+                upload=cleaned.get("file"),
+            )
+        except ValidationError as exc:
+            for part, errors in exc.error_dict.items():
+                if part not in self.errors:  # the field's own check (its length) already said so
+                    self.add_error(part, errors)
         return cleaned
 
     def to_input(self) -> RelatedItemInput:
@@ -575,7 +571,14 @@ class StartIncidentRequestForm:
         if not text:
             self._error(member_path, "This field is required.")
             return None
-        if self._check(validators.related_item_value_validator(kind), text, member_path) is None:
+        try:
+            validators.validate_related_item(kind=kind, value=text, title=title)
+        except ValidationError as exc:
+            for part, errors in exc.error_dict.items():
+                self._error(
+                    f"{path.removesuffix('.identifier')}.title" if part == "title" else member_path,
+                    " ".join(message for error in errors for message in error.messages),
+                )
             return None
         return RelatedItemInput(kind=kind, title=title, value=text)
 

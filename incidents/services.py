@@ -480,24 +480,15 @@ def declaration_validate(
             f"Attach at most {settings.PORTAL_MAX_FILES} files (there are {files}).", field="related_items"
         )
     for item in related_items:
-        _check(validators.reject_control_characters, item.title, field="related_items")
-        if len(item.title.strip()) > validators.RELATED_ITEM_TITLE_MAX_LENGTH:
+        try:
+            validators.validate_related_item(kind=item.kind, value=item.value, title=item.title, upload=item.upload)
+        except ValidationError as exc:
+            part, errors = next(iter(exc.error_dict.items()))
             raise DeclarationError(
-                f"A title can be at most {validators.RELATED_ITEM_TITLE_MAX_LENGTH} characters.",
-                field="related_items",
-            )
-        if item.kind == RelatedItem.Kind.LINK:
-            _check(validators.validate_link_url, item.value.strip(), field="related_items")
-        elif item.kind == RelatedItem.Kind.RESOURCE:
-            _check(validators.validate_resource_arn, item.value.strip(), field="related_items")
-        elif item.kind == RelatedItem.Kind.FILE:
-            if item.upload is None:
-                raise DeclarationError("Choose a file to attach.", field="file")
-            _check(validators.validate_upload, item.upload, field="file")
-        else:
-            raise DeclarationError(
-                "A related item is a link, an AWS resource or a file.", field="related_items", code="invalid_kind"
-            )
+                " ".join(message for error in errors for message in error.messages),
+                field="file" if part == "file" else "related_items",
+                code="invalid_kind" if part == "kind" else "invalid",
+            ) from None
 
 
 def _check(validator, value, *, field: str) -> None:

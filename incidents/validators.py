@@ -56,6 +56,7 @@ MESSAGES = {
     "file_disguised": "“{name}” looks like a disguised .{extension} file; rename it to its real type.",
     "too_many_files": "Attach at most {limit} files (there are {count}).",
     "too_many_items": "An incident can have at most {limit} related items.",
+    "kind_invalid": "A related item is a link, an AWS resource or a file.",
 }
 
 
@@ -109,9 +110,38 @@ def validate_response_plan_arn(value: str) -> None:
     )
 
 
-def related_item_value_validator(kind: str):
-    """The check for a link's URL or a resource's ARN; files are checked by `validate_upload`."""
-    return validate_link_url if kind == "link" else validate_resource_arn
+RELATED_ITEM_KINDS = ("link", "resource", "file")  # RelatedItem.Kind's values
+
+
+def validate_related_item(*, kind: str, value: str = "", title: str = "", upload=None) -> None:
+    """The one check of a related item, called by the declare form, the API and the declaration service.
+
+    Raises a ValidationError whose `error_dict` names the part at fault: "kind", "title", "value" (a link's URL or a
+    resource's ARN) or "file"; each interface shows it at its own field."""
+    errors: dict[str, ValidationError] = {}
+    try:
+        reject_control_characters(title)
+        if len(title.strip()) > RELATED_ITEM_TITLE_MAX_LENGTH:
+            raise ValidationError(
+                MESSAGES["title_too_long"].format(limit=RELATED_ITEM_TITLE_MAX_LENGTH, length=len(title.strip()))
+            )
+    except ValidationError as exc:
+        errors["title"] = exc
+    try:
+        if kind == "file":
+            if upload is None:
+                raise ValidationError(MESSAGES["file_missing"])
+            validate_upload(upload)
+        elif kind in ("link", "resource"):
+            if not value.strip():
+                raise ValidationError(MESSAGES["value_missing"])
+            (validate_link_url if kind == "link" else validate_resource_arn)(value.strip())
+        else:
+            errors["kind"] = ValidationError(MESSAGES["kind_invalid"])
+    except ValidationError as exc:
+        errors["file" if kind == "file" else "value"] = exc
+    if errors:
+        raise ValidationError(errors)
 
 
 def validate_trigger_source(value: str) -> None:

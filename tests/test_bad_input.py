@@ -192,7 +192,7 @@ SERVICE_CASES = [
     Case("NUL in a file name via the service", "service", {"items": [file("a\x00.txt")]}, "cannot contain folders"),
     Case("empty file via the service", "service", {"items": [file("e.txt", b"")]}, "is empty"),
     Case("oversized via the service", "service", {"items": [file("b.txt", b"x" * 2048)]}, "at most 1 KB"),
-    Case("file kind without a file", "service", {"items": [{"kind": "file"}]}, "Choose a file to attach."),
+    Case("file kind without a file", "service", {"items": [{"kind": "file"}]}, "Choose a file to attach"),
 ]
 
 ACCESS_CASES = [
