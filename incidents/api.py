@@ -1,4 +1,5 @@
-"""The JSON API: personal-token authentication, the envelope, and thin views over the web form's services.
+"""The JSON API: personal-token authentication, the envelope, and thin views over the web form's
+services.
 
 Every answer is `{"success": true, "data": …}` or `{"success": false, "error": {"code", "message", "details"}}`.
 The session cookie never authenticates here: only `Authorization: Bearer <token>`, so the views need no CSRF
@@ -17,10 +18,16 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 
-from . import openapi, roles, selectors, services
-from .forms import StartIncidentRequestForm
+from . import openapi, roles
+from .errors import PortalError
+from .forms.api import StartIncidentRequestForm
+from .http import client_ip
 from .models import Declaration
-from .views import client_ip
+from .selectors.audit import declaration_audit_trail
+from .selectors.declarations import declaration_get_for
+from .selectors.plans import response_plans_available_to
+from .services.api_tokens import api_rate_limit_hit, api_token_authenticate
+from .services.declarations import declaration_create
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +95,7 @@ def api_view(*methods: str):
                         headers={"Allow": ", ".join(methods)},
                     )
                 token = _authenticate(request)
-                retry_after = services.api_rate_limit_hit(key=token.secret_hash[:32])
+                retry_after = api_rate_limit_hit(key=token.secret_hash[:32])
                 if retry_after is not None:
                     raise ApiError(
                         "RATE_LIMITED",
@@ -123,8 +130,8 @@ def _authenticate(request: HttpRequest):
             headers=challenge,
         )
     try:
-        token = services.api_token_authenticate(secret=secret.strip())
-    except services.DeclarationError as exc:
+        token = api_token_authenticate(secret=secret.strip())
+    except PortalError as exc:
         raise ApiError("UNAUTHENTICATED", exc.message, headers=challenge) from exc
     request.user = token.owner
     request.api_token = token
@@ -216,7 +223,7 @@ def declaration_data(request: HttpRequest, declaration: Declaration) -> dict[str
         ],
         "audit": [
             {"at": iso_utc(event.created_at), "actor": event.actor_label, "action": event.action}
-            for event in selectors.declaration_audit_trail(declaration=declaration)
+            for event in declaration_audit_trail(declaration=declaration)
         ],
     }
 
@@ -235,7 +242,7 @@ def start_incident(request: HttpRequest) -> HttpResponse:
     data = form.cleaned
     assert data is not None
     try:
-        declaration, created = services.declaration_create(
+        declaration, created = declaration_create(
             declared_by=request.user,
             response_plan=data.response_plan,
             title=data.title,
@@ -247,7 +254,7 @@ def start_incident(request: HttpRequest) -> HttpResponse:
             ip_address=client_ip(request),
             trigger_details=data.trigger_details,
         )
-    except services.DeclarationError as exc:
+    except PortalError as exc:
         if exc.code == "conflict":
             raise ApiError(
                 "CONFLICT",
@@ -268,7 +275,7 @@ def declaration_detail(request: HttpRequest, declaration_id: int) -> HttpRespons
     _require_role(request)
     declaration = None
     if declaration_id <= MAX_ID:
-        declaration = selectors.declaration_get_for(user=request.user, declaration_id=declaration_id)
+        declaration = declaration_get_for(user=request.user, declaration_id=declaration_id)
     if declaration is None:
         raise ApiError("NOT_FOUND", f"No declaration {declaration_id} is visible to you.")
     return success(declaration_data(request, declaration))
@@ -277,7 +284,7 @@ def declaration_detail(request: HttpRequest, declaration_id: int) -> HttpRespons
 @api_view("GET")
 def response_plans(request: HttpRequest) -> HttpResponse:
     _require_role(request)
-    plans = selectors.response_plans_available_to(user=request.user)
+    plans = response_plans_available_to(user=request.user)
     return success(
         {
             "response_plans": [

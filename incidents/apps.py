@@ -1,10 +1,15 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class IncidentsConfig(AppConfig):
     name = "incidents"
+    default = True
 
-    def ready(self) -> None:
-        from portal import database
 
-        database.install()
+class PortalAdminConfig(admin_apps.AdminConfig):
+    """Django's admin, open to the portal's admins only (incidents/admin_site.py); the site is loaded lazily, as it
+    imports models. Named in INSTALLED_APPS in place of django.contrib.admin."""
+
+    default = False
+    default_site = "incidents.admin_site.PortalAdminSite"

@@ -11,7 +11,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from . import aws
+from .aws import client as aws
 
 HEARTBEAT_KEY = "portal:worker-heartbeat"
 logger = logging.getLogger(__name__)

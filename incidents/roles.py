@@ -17,11 +17,6 @@ def _memberships(user) -> dict[int, str]:
     return user._portal_groups
 
 
-def memberships_known(user, groups: dict[int, str]) -> None:
-    """The person's groups by id, read together with the person (see `incidents.auth`)."""
-    user._portal_groups = groups
-
-
 def _groups(user) -> set[str]:
     return set(_memberships(user).values())
 

@@ -4,10 +4,16 @@ import logging
 import random
 
 from celery import shared_task
+from celery.signals import worker_init, worker_process_init, worker_ready
 from django.conf import settings
 
-from . import aws, health, services
+from . import health, warmup
+from .aws.client import AwsError
 from .models import Declaration
+from .services.attachments import AttachmentRetryable, declaration_attach_pending_files
+from .services.plans import response_plans_sync
+from .services.starting import StartRetryable, declaration_start
+from .services.sweeper import declarations_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +29,8 @@ def start_declaration(self, declaration_id: int) -> None:
     """Call StartIncident for one declaration; a second delivery of the same message does nothing."""
     max_retries = settings.PORTAL_START_MAX_RETRIES
     try:
-        services.declaration_start(declaration_id=declaration_id, final_attempt=self.request.retries >= max_retries)
-    except services.StartRetryable as exc:
+        declaration_start(declaration_id=declaration_id, final_attempt=self.request.retries >= max_retries)
+    except StartRetryable as exc:
         raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
     except Declaration.DoesNotExist:
         # Declarations are never deleted by the portal; a message for a missing row has nothing left to do.
@@ -36,15 +42,15 @@ def attach_pending_files(self, declaration_id: int) -> None:
     """Upload the files S3 refused at declaration time and add them to the incident."""
     final = self.request.retries >= settings.PORTAL_ATTACH_MAX_RETRIES
     try:
-        services.declaration_attach_pending_files(declaration_id=declaration_id, final_attempt=final)
-    except services.AttachmentRetryable as exc:
+        declaration_attach_pending_files(declaration_id=declaration_id, final_attempt=final)
+    except AttachmentRetryable as exc:
         raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def sweep_declarations() -> int:
     """The outbox sweeper, run by beat: re-dispatch what sits queued or starting for too long."""
-    return services.declarations_sweep().total
+    return declarations_sweep().total
 
 
 @shared_task(ignore_result=True, expires=60)
@@ -56,8 +62,8 @@ def record_worker_heartbeat() -> None:
 def sync_response_plans() -> None:
     """Beat's periodic mirror of AWS's response plans; a failed run is logged and the next one tries again."""
     try:
-        result = services.response_plans_sync()
-    except aws.AwsError as exc:
+        result = response_plans_sync()
+    except AwsError as exc:
         logger.warning("response plan sync failed: %s", exc)
         return
     logger.info(
@@ -67,3 +73,25 @@ def sync_response_plans() -> None:
         len(result.deleted),
         result.unchanged,
     )
+
+
+# --- The worker's processes ----------------------------------------------------------------------------------
+
+
+@worker_init.connect
+def _warm_up_each_child(**kwargs) -> None:
+    # Connected as the worker starts rather than at import: Celery's Django fixup connects its own
+    # worker_process_init receiver before this, which closes whatever database connection a child inherited.
+    # Connected after it, the warm-up's connection is the child's own and stays open for its first task.
+    worker_process_init.connect(_warm_up_child, weak=False, dispatch_uid="incidents.warm_up")
+
+
+def _warm_up_child(**kwargs) -> None:
+    warmup.worker_process()
+
+
+@worker_ready.connect
+def _freeze_main_process(**kwargs) -> None:
+    # The main process receives every task and hands it to a child: a full collection of its start-up objects
+    # held up every declaration waiting to be handed over (incidents/warmup.py).
+    warmup.freeze_heap()

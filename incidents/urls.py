@@ -1,31 +1,32 @@
 from django.urls import path, re_path
 
-from . import api, views
+from . import api
+from .views import accounts, curation, declarations, declare, health, history
 
 app_name = "incidents"
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("declare/", views.declare, name="declare"),
-    path("declarations/", views.declaration_list, name="declaration-list"),
-    path("declarations/export.csv", views.declaration_export, name="declaration-export"),
-    path("declarations/summary/", views.declaration_summary, name="declaration-summary"),
-    path("declarations/<int:declaration_id>/", views.declaration_detail, name="declaration-detail"),
-    path("declarations/<int:declaration_id>/retry/", views.declaration_retry, name="declaration-retry"),
+    path("", declare.home, name="home"),
+    path("declare/", declare.declare, name="declare"),
+    path("declarations/", history.declaration_list, name="declaration-list"),
+    path("declarations/export.csv", history.declaration_export, name="declaration-export"),
+    path("declarations/summary/", history.declaration_summary, name="declaration-summary"),
+    path("declarations/<int:declaration_id>/", declarations.declaration_detail, name="declaration-detail"),
+    path("declarations/<int:declaration_id>/retry/", declarations.declaration_retry, name="declaration-retry"),
     path(
         "declarations/<int:declaration_id>/files/<int:item_id>/",
-        views.related_item_download,
+        declarations.related_item_download,
         name="related-item-download",
     ),
-    path("plans/", views.response_plan_list, name="plan-list"),
-    path("plans/sync/", views.response_plan_sync, name="plan-sync"),
-    path("plans/<int:plan_id>/", views.response_plan_edit, name="plan-edit"),
-    path("users/", views.user_list, name="user-list"),
-    path("users/new/", views.user_create, name="user-create"),
-    path("users/<int:user_id>/", views.user_edit, name="user-edit"),
-    path("tokens/", views.api_tokens, name="api-tokens"),
-    path("tokens/all/", views.api_tokens_all, name="api-tokens-all"),
-    path("tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api-token-revoke"),
+    path("plans/", curation.response_plan_list, name="plan-list"),
+    path("plans/sync/", curation.response_plan_sync, name="plan-sync"),
+    path("plans/<int:plan_id>/", curation.response_plan_edit, name="plan-edit"),
+    path("users/", accounts.user_list, name="user-list"),
+    path("users/new/", accounts.user_create, name="user-create"),
+    path("users/<int:user_id>/", accounts.user_edit, name="user-edit"),
+    path("tokens/", accounts.api_tokens, name="api-tokens"),
+    path("tokens/all/", accounts.api_tokens_all, name="api-tokens-all"),
+    path("tokens/<int:token_id>/revoke/", accounts.api_token_revoke, name="api-token-revoke"),
     # The JSON API (incidents/api.py) and its reference.
     path("api/", api.reference_redirect, name="api"),
     path("api/docs/", api.reference, name="api-docs"),
@@ -36,5 +37,5 @@ urlpatterns = [
     # Anything else under /api/ answers in the envelope, never with the HTML 404 page or a login redirect
     # (a prefix match, so that paths with line breaks are caught too: `.*$` would stop at them).
     re_path(r"^api/", api.not_found),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
 ]

@@ -1,6 +1,6 @@
 """The rules a declaration must satisfy, shared by the web form, the API and the browser.
 
-Limits come from botocore's model of StartIncident (via `aws.start_incident_limits`), so that a person gets a
+Limits come from botocore's model of StartIncident (via `aws.client.start_incident_limits`), so that a person gets a
 clear error at the field instead of an AWS ValidationException later. `client_rules()` hands the very same
 patterns, limits and messages to the declare page's script, so that checking as you type agrees with the server.
 """
@@ -14,9 +14,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-from . import aws
+from .aws.client import start_incident_limits
 
-LIMITS = aws.start_incident_limits()
+LIMITS = start_incident_limits()
 TITLE_MAX_LENGTH: int = LIMITS["title_max_length"]
 URL_MAX_LENGTH: int = LIMITS["url_max_length"]
 ARN_MAX_LENGTH: int = LIMITS["arn_max_length"]

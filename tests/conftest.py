@@ -12,8 +12,10 @@ import redis
 from django.conf import settings
 from django.contrib.auth.models import Group
 
-from incidents import aws, roles, services
+from incidents import roles
+from incidents.aws.client import reset_clients
 from incidents.models import Declaration, ResponsePlan
+from incidents.services.plans import response_plan_update, response_plans_sync
 from sandbox import demo
 from sandbox.server import Sandbox
 from tests.helpers import ROOT
@@ -62,15 +64,30 @@ def sandbox_server():
     server.start()
     os.environ["AWS_ENDPOINT_URL_SSM_INCIDENTS"] = server.url
     os.environ["AWS_ENDPOINT_URL_S3"] = server.url
-    aws.reset_clients()
+    reset_clients()
     demo.seed(server.url, bucket=settings.PORTAL_S3_BUCKET)
     yield server
     server.stop()
 
 
+# Until the sandbox starts, AWS is a closed port on this machine: no test ever reaches the real one.
+os.environ.update(AWS_TEST_ENV, AWS_ENDPOINT_URL="http://127.0.0.1:9")
+
+
 @pytest.fixture(autouse=True)
+def _aws_is_the_sandbox(request):
+    """Every test that touches the database (and so may declare) talks to the sandbox, with no faults injected;
+    pure unit tests do not pay for starting it."""
+    uses_database = request.node.get_closest_marker("django_db") or {"db", "transactional_db", "live_server"} & set(
+        request.fixturenames
+    )
+    if uses_database:
+        request.getfixturevalue("sandbox")
+
+
+@pytest.fixture
 def sandbox(sandbox_server):
-    """Every test talks to the sandbox, never to real AWS, and starts with no faults injected."""
+    """The sandbox standing in for AWS, its faults cleared before and after the test."""
     control = SandboxControl(sandbox_server)
     control.clear_faults()
     control.clear_calls()
@@ -209,9 +226,9 @@ def support_client(client, support_user):
 @pytest.fixture
 def plans(db) -> dict[str, ResponsePlan]:
     """The sandbox's demo plans, synced the real way and shown to everyone."""
-    services.response_plans_sync()
+    response_plans_sync()
     for plan in ResponsePlan.objects.all():
-        services.response_plan_update(plan=plan, actor=None, is_visible=True)
+        response_plan_update(plan=plan, actor=None, is_visible=True)
     return {plan.name: plan for plan in ResponsePlan.objects.all()}
 
 

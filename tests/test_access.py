@@ -3,8 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from incidents import services
 from incidents.models import Declaration
+from incidents.services.declarations import declaration_create
 
 
 @pytest.mark.django_db
@@ -38,7 +38,7 @@ def test_an_account_without_a_role_cannot_declare(client, django_user_model):
 
 
 def _declaration(user, plan) -> Declaration:
-    declaration, _ = services.declaration_create(declared_by=user, response_plan=plan, title="Mine")
+    declaration, _ = declaration_create(declared_by=user, response_plan=plan, title="Mine")
     return declaration
 
 

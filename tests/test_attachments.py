@@ -8,8 +8,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.urls import reverse
 
-from incidents import services
 from incidents.models import AttachmentState, Declaration
+from incidents.services.attachments import RelatedItemInput, declaration_attach_pending_files
+from incidents.services.declarations import declaration_create
+from incidents.services.starting import declaration_start
 from tests.conftest import wait_for_state
 from tests.helpers import declare_post, upload
 
@@ -72,13 +74,13 @@ def test_a_file_that_can_never_be_attached_is_marked_failed_with_its_reason(
 ):
     settings.AWS_MAX_ATTEMPTS = 1
     sandbox.inject(s3_down=True)
-    declaration, _ = services.declaration_create(
+    declaration, _ = declaration_create(
         declared_by=support_user,
         response_plan=plans["website-outage"],
-        related_items=[services.RelatedItemInput(kind="file", upload=upload("notes.txt", b"notes"))],
+        related_items=[RelatedItemInput(kind="file", upload=upload("notes.txt", b"notes"))],
     )
-    services.declaration_start(declaration_id=declaration.pk, final_attempt=True)
-    services.declaration_attach_pending_files(declaration_id=declaration.pk, final_attempt=True)
+    declaration_start(declaration_id=declaration.pk, final_attempt=True)
+    declaration_attach_pending_files(declaration_id=declaration.pk, final_attempt=True)
 
     file = declaration.related_items.get()
     assert file.attachment_state == AttachmentState.FAILED
@@ -94,14 +96,14 @@ def test_a_file_that_can_never_be_attached_is_marked_failed_with_its_reason(
 def test_files_uploaded_at_declaration_time_go_with_the_incident_and_download_through_a_short_link(
     support_user, support_client, client, plans, sandbox, other_support_user
 ):
-    declaration, _ = services.declaration_create(
+    declaration, _ = declaration_create(
         declared_by=support_user,
         response_plan=plans["website-outage"],
-        related_items=[services.RelatedItemInput(kind="file", upload=upload("graph.png", b"\x89PNG data"))],
+        related_items=[RelatedItemInput(kind="file", upload=upload("graph.png", b"\x89PNG data"))],
     )
     file = declaration.related_items.get()
     assert file.attachment_state == AttachmentState.STORED
-    declaration = services.declaration_start(declaration_id=declaration.pk, final_attempt=True)
+    declaration = declaration_start(declaration_id=declaration.pk, final_attempt=True)
     (call,) = sandbox.calls()
     assert call["params"]["relatedItems"][0]["identifier"] == {"type": "ATTACHMENT", "value": {"arn": file.value}}
     file.refresh_from_db()

@@ -6,14 +6,16 @@ from unittest import mock
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from incidents import selectors, services
 from incidents.models import AuditEvent
+from incidents.selectors.audit import audit_chain_verify
+from incidents.services.audit import GENESIS_HASH, audit_record
+from incidents.services.declarations import declaration_create
 
 
 @pytest.mark.django_db
 def test_each_event_chains_to_the_one_before(plans, support_user):
-    services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title="A")
-    services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title="B")
+    declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title="A")
+    declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title="B")
     events = list(AuditEvent.objects.order_by("id"))
     assert len(events) >= 2
     for previous, event in zip(events, events[1:], strict=False):
@@ -27,8 +29,8 @@ def test_the_event_in_hand_is_the_event_stored(plans, support_user):
     """audit_record writes with a statement built once per process; what it returns must be the row as stored,
     its place in the chain (filled in by the database) included."""
     with transaction.atomic():
-        first = services.audit_record(action="test.first", actor=support_user, details={"n": 1}, ip_address="::1")
-        second = services.audit_record(action="test.second", response_plan=plans["website-outage"])
+        first = audit_record(action="test.first", actor=support_user, details={"n": 1}, ip_address="::1")
+        second = audit_record(action="test.second", response_plan=plans["website-outage"])
     for event in (first, second):
         stored = AuditEvent.objects.get(pk=event.pk)
         for field in AuditEvent._meta.concrete_fields:
@@ -40,7 +42,7 @@ def test_the_event_in_hand_is_the_event_stored(plans, support_user):
 
 @pytest.mark.django_db
 def test_the_database_refuses_to_update_or_delete_audit_events(plans, support_user):
-    services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+    declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
     event = AuditEvent.objects.filter(action="declaration.queued").get()
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).update(action="declaration.nothing")
@@ -57,17 +59,17 @@ def test_concurrent_appends_form_one_unbroken_chain_in_id_order(plans, support_u
     def declare(worker: int) -> None:
         try:
             for number in range(8):
-                services.declaration_create(
+                declaration_create(
                     declared_by=support_user, response_plan=plans["website-outage"], title=f"{worker}-{number}"
                 )
         finally:
             connection.close()
 
     # Not handed to the workers: 48 starts would still be running into the next tests.
-    with mock.patch.object(services, "declaration_dispatch"), ThreadPoolExecutor(max_workers=6) as pool:
+    with mock.patch("incidents.services.declarations.declaration_dispatch"), ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(declare, range(6)))
 
     assert AuditEvent.objects.filter(action="declaration.queued").count() == 48
-    result = selectors.audit_chain_verify(genesis_hash=services.GENESIS_HASH)
+    result = audit_chain_verify(genesis_hash=GENESIS_HASH)
     assert result.intact, result.problem
     assert result.checked == AuditEvent.objects.count()

@@ -4,7 +4,7 @@ import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 from botocore.stub import Stubber
 
-from incidents import aws
+from incidents.aws.client import AwsError, _client, _translate, start_incident
 from incidents.models import Declaration
 from tests.conftest import wait_for_state
 from tests.helpers import declare_post
@@ -37,7 +37,7 @@ def test_access_denied_fails_at_once_and_says_why(support_client, plans, sandbox
 def test_aws_error_codes_are_classified(code, status, retryable):
     # A stubbed client for this one branch: the sandbox cannot answer ValidationException for a request
     # that the portal's own validation already refuses.
-    client = aws._client("ssm-incidents")
+    client = _client("ssm-incidents")
     request = {"responsePlanArn": "arn:aws:ssm-incidents::123456789012:response-plan/x", "clientToken": "t"}
     with Stubber(client) as stub:
         stub.add_client_error(
@@ -47,8 +47,8 @@ def test_aws_error_codes_are_classified(code, status, retryable):
             http_status_code=status,
             expected_params=request,
         )
-        with pytest.raises(aws.AwsError) as raised:
-            aws.start_incident(request)
+        with pytest.raises(AwsError) as raised:
+            start_incident(request)
     assert raised.value.code == code
     assert raised.value.message == "AWS said no"
     assert raised.value.retryable is retryable
@@ -60,13 +60,13 @@ def test_aws_error_codes_are_classified(code, status, retryable):
     ids=["refused", "timeout"],
 )
 def test_network_errors_are_retryable(exc):
-    error = aws._translate(exc)
+    error = _translate(exc)
     assert error.retryable
     assert error.code == "ConnectionError"
 
 
 def test_unknown_client_errors_are_not_retried():
-    error = aws._translate(
+    error = _translate(
         ClientError({"Error": {"Code": "Mystery"}, "ResponseMetadata": {"HTTPStatusCode": 418}}, "StartIncident")
     )
     assert (error.code, error.retryable, error.status) == ("Mystery", False, 418)

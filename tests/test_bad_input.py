@@ -16,8 +16,11 @@ from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import reverse
 
-from incidents import services
+from incidents.errors import PortalError
 from incidents.models import ApiToken, AuditEvent, Declaration, RelatedItem
+from incidents.services.api_tokens import api_token_revoke
+from incidents.services.attachments import RelatedItemInput
+from incidents.services.declarations import declaration_create
 from tests.api.conftest import ApiClient, assert_error, make_token
 from tests.api.conftest import link as api_link
 from tests.api.conftest import resource as api_resource
@@ -407,7 +410,7 @@ def send_service(user, case, plans):
     payload = dict(case.payload)
     plan = resolve_plan(payload.pop("plan", plans["website-outage"]), plans)
     items = [
-        services.RelatedItemInput(
+        RelatedItemInput(
             kind=item["kind"],
             value=item.get("value", ""),
             title=item.get("title", ""),
@@ -415,16 +418,16 @@ def send_service(user, case, plans):
         )
         for item in payload.pop("items", [])
     ]
-    with pytest.raises(services.DeclarationError) as refused:
-        services.declaration_create(declared_by=user, response_plan=plan, related_items=items, **payload)
+    with pytest.raises(PortalError) as refused:
+        declaration_create(declared_by=user, response_plan=plan, related_items=items, **payload)
     return 200, refused.value.message
 
 
 def send_access(client, case, plans, owner):
-    declaration, _ = services.declaration_create(
+    declaration, _ = declaration_create(
         declared_by=owner,
         response_plan=plans["website-outage"],
-        related_items=[services.RelatedItemInput(kind="file", upload=upload("theirs.txt", b"private"))],
+        related_items=[RelatedItemInput(kind="file", upload=upload("theirs.txt", b"private"))],
     )
     file_item = declaration.related_items.get()
     target = case.payload["path"]
@@ -451,10 +454,10 @@ def send_api(case, plans, user, owner):
     if payload.get("token", "valid") is None:
         secret = None
     elif payload.get("token") == "revoked":
-        services.api_token_revoke(token=ApiToken.objects.get(owner=user), actor=user)
+        api_token_revoke(token=ApiToken.objects.get(owner=user), actor=user)
     api = ApiClient(Client(), secret)
     if payload.get("get") == "theirs":
-        theirs, _ = services.declaration_create(declared_by=owner, response_plan=plans["website-outage"])
+        theirs, _ = declaration_create(declared_by=owner, response_plan=plans["website-outage"])
         return lambda: api.get(f"/api/declarations/{theirs.pk}")
     if "raw" in payload:
         return lambda: api.post(START, raw=payload["raw"], content_type=payload.get("content_type", "application/json"))

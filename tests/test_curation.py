@@ -5,8 +5,9 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 
-from incidents import roles, services
+from incidents import roles
 from incidents.models import AuditEvent, ResponsePlan
+from incidents.services.plans import response_plan_update, response_plans_sync
 from portal.celery import app
 from tests.helpers import declare_post, make_declaration
 
@@ -44,9 +45,9 @@ def test_sync_needs_a_post(portal_admin_client):
 @pytest.mark.django_db
 def test_plans_page_lists_deleted_hidden_and_last_used(portal_admin_client, plans, support_user, ssm_incidents):
     arn = _create_plan(ssm_incidents, "short-lived")
-    services.response_plans_sync()
+    response_plans_sync()
     ssm_incidents.delete_response_plan(arn=arn)
-    services.response_plans_sync()
+    response_plans_sync()
     used = make_declaration(declared_by=support_user, plan=plans["website-outage"])
     html = portal_admin_client.get("/plans/").content.decode()
     assert "Deleted in AWS — cannot be chosen" in html
@@ -119,7 +120,7 @@ def test_a_plan_limited_to_managers_is_not_offered_to_support_staff(
 ):
     plan = plans["payments-degraded"]
     managers = Group.objects.get(name=roles.MANAGER)
-    services.response_plan_update(plan=plan, actor=None, allowed_groups=[managers])
+    response_plan_update(plan=plan, actor=None, allowed_groups=[managers])
     assert f'value="{plan.pk}"' not in support_client.get("/declare/").content.decode()
     assert f'value="{plan.pk}"' in manager_client.get("/declare/").content.decode()
 
@@ -127,9 +128,9 @@ def test_a_plan_limited_to_managers_is_not_offered_to_support_staff(
 @pytest.mark.django_db
 def test_a_plan_deleted_in_aws_cannot_be_shown(portal_admin_client, ssm_incidents):
     arn = _create_plan(ssm_incidents, "gone-soon")
-    services.response_plans_sync()
+    response_plans_sync()
     ssm_incidents.delete_response_plan(arn=arn)
-    services.response_plans_sync()
+    response_plans_sync()
     plan = ResponsePlan.objects.get(arn=arn)
     response = portal_admin_client.post(f"/plans/{plan.pk}/", {"is_visible": "on", "order": "0"})
     assert response.status_code == 200

@@ -6,20 +6,22 @@ import urllib.request
 
 import pytest
 
-from incidents import services
 from incidents.models import AuditEvent, Declaration
+from incidents.services.attachments import RelatedItemInput
+from incidents.services.declarations import declaration_create
+from incidents.services.starting import declaration_start
 from tests.helpers import upload
 
 
 @pytest.fixture
 def declaration_with_file(plans, support_user):
-    declaration, _ = services.declaration_create(
+    declaration, _ = declaration_create(
         declared_by=support_user,
         response_plan=plans["website-outage"],
         title="Checkout down",
         related_items=[
-            services.RelatedItemInput(kind="link", value="https://status.example.com/1", title="Status page"),
-            services.RelatedItemInput(kind="file", upload=upload("timeline.txt", b"12:01 spike\n")),
+            RelatedItemInput(kind="link", value="https://status.example.com/1", title="Status page"),
+            RelatedItemInput(kind="file", upload=upload("timeline.txt", b"12:01 spike\n")),
         ],
         ip_address="203.0.113.9",
     )
@@ -31,7 +33,7 @@ def test_detail_shows_the_request_and_response_the_arn_console_link_and_the_audi
     manager_client, declaration_with_file
 ):
     declaration = declaration_with_file
-    services.declaration_start(declaration_id=declaration.pk, final_attempt=True)
+    declaration_start(declaration_id=declaration.pk, final_attempt=True)
     declaration.refresh_from_db()
     assert declaration.state == Declaration.State.STARTED
     html = manager_client.get(declaration.get_absolute_url()).content.decode()
@@ -95,6 +97,6 @@ def test_links_cannot_be_downloaded_through_the_file_door(support_client, declar
 def test_a_file_of_another_declaration_is_not_reachable_through_mine(
     support_client, plans, support_user, declaration_with_file
 ):
-    mine, _ = services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+    mine, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
     item = declaration_with_file.related_items.get(kind="file")
     assert support_client.get(f"/declarations/{mine.pk}/files/{item.pk}/").status_code == 404

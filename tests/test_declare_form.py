@@ -4,8 +4,11 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from incidents import roles, selectors, services
+from incidents import roles
+from incidents.errors import PortalError
 from incidents.models import AuditEvent, Declaration
+from incidents.selectors.plans import response_plan_available_get, response_plans_available_to
+from incidents.services.declarations import declaration_create
 from tests.conftest import make_user
 from tests.helpers import declare_post, upload
 
@@ -184,9 +187,9 @@ def test_a_plan_chosen_for_one_person_is_checked_again_for_another(plans, suppor
     """The form's plan carries whom it was selected for, which spares the service a query; only for that person."""
     managers_only = plans["internal-tooling"]
     managers_only.allowed_groups.set([Group.objects.get(name=roles.MANAGER)])
-    chosen_by_manager = selectors.response_plans_available_to(user=manager_user).get(pk=managers_only.pk)
-    with pytest.raises(services.DeclarationError, match="not available to you"):
-        services.declaration_create(declared_by=support_user, response_plan=chosen_by_manager)
+    chosen_by_manager = response_plans_available_to(user=manager_user).get(pk=managers_only.pk)
+    with pytest.raises(PortalError, match="not available to you"):
+        declaration_create(declared_by=support_user, response_plan=chosen_by_manager)
     assert not Declaration.objects.exists()
     assert_nothing_made(sandbox)
 
@@ -213,9 +216,9 @@ def test_the_submitted_plan_is_looked_up_with_the_same_rules_as_the_list(plans, 
     seen = {}
     for person in people:
         person = django_user_model.objects.get(pk=person.pk)  # as a request reads them
-        listed = set(selectors.response_plans_available_to(user=person).values_list("pk", flat=True))
+        listed = set(response_plans_available_to(user=person).values_list("pk", flat=True))
         looked_up = {
-            plan.pk for plan in plans.values() if selectors.response_plan_available_get(user=person, pk=plan.pk)
+            plan.pk for plan in plans.values() if response_plan_available_get(user=person, pk=plan.pk)
         }
         assert looked_up == listed, person.username
         assert hidden.pk not in looked_up

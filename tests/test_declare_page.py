@@ -9,8 +9,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from incidents import aws, selectors, services
+from incidents.aws.client import start_incident_limits
 from incidents.models import AttachmentState, Declaration
+from incidents.selectors.declarations import ASSIGNED_ON_SUBMIT, declaration_start_request
+from incidents.services.attachments import RelatedItemInput
+from incidents.services.declarations import declaration_create
 from tests.helpers import declare_post, upload
 
 DECLARE = reverse("incidents:declare")
@@ -123,13 +126,13 @@ def test_the_duplicate_guard_lists_recent_declarations_of_the_plan(
     support_client, plans, support_user, other_support_user
 ):
     plan = plans["security-event"]
-    mine, _ = services.declaration_create(declared_by=support_user, response_plan=plan, title="Leaked key")
-    theirs, _ = services.declaration_create(declared_by=other_support_user, response_plan=plan, title="Phishing")
-    old, _ = services.declaration_create(declared_by=support_user, response_plan=plan, title="Last week's")
+    mine, _ = declaration_create(declared_by=support_user, response_plan=plan, title="Leaked key")
+    theirs, _ = declaration_create(declared_by=other_support_user, response_plan=plan, title="Phishing")
+    old, _ = declaration_create(declared_by=support_user, response_plan=plan, title="Last week's")
     Declaration.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=61))
-    failed, _ = services.declaration_create(declared_by=support_user, response_plan=plan, title="Did not start")
+    failed, _ = declaration_create(declared_by=support_user, response_plan=plan, title="Did not start")
     Declaration.objects.filter(pk=failed.pk).update(state=Declaration.State.FAILED)
-    services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title="Other plan")
+    declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title="Other plan")
 
     page = support_client.get(DECLARE, {"plan": plan.pk}, **htmx("plan-summary")).content.decode()
     assert "<html" not in page
@@ -144,14 +147,14 @@ def test_the_duplicate_guard_lists_recent_declarations_of_the_plan(
 
 def test_the_duplicate_window_is_configurable(support_client, plans, support_user, settings):
     settings.PORTAL_DUPLICATE_WINDOW_MINUTES = 5
-    declaration, _ = services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+    declaration, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
     Declaration.objects.filter(pk=declaration.pk).update(created_at=timezone.now() - timedelta(minutes=6))
     page = support_client.get(DECLARE, {"plan": "website-outage"}, **htmx("plan-summary")).content.decode()
     assert "No declaration of this plan in the last 5 minutes." in page
 
 
 def test_managers_get_links_to_everyones_declarations(client, manager_user, other_support_user, plans):
-    theirs, _ = services.declaration_create(declared_by=other_support_user, response_plan=plans["website-outage"])
+    theirs, _ = declaration_create(declared_by=other_support_user, response_plan=plans["website-outage"])
     client.force_login(manager_user)
     page = client.get(DECLARE, {"plan": "website-outage"}, **htmx("plan-summary")).content.decode()
     assert f'href="/declarations/{theirs.pk}/"' in page
@@ -173,7 +176,7 @@ def test_the_preview_is_what_the_worker_will_send(support_client, plans, support
     data = declare_post(plan, title="Checkout returns 500", impact=2, items=items)
     data["items-2-kind"], data["items-2-file_name"], data["items-TOTAL_FORMS"] = "file", "timeline.txt", "3"
     preview = preview_of(support_client, data)
-    assert preview["clientToken"] == selectors.ASSIGNED_ON_SUBMIT
+    assert preview["clientToken"] == ASSIGNED_ON_SUBMIT
     assert preview["relatedItems"][2] == {
         "identifier": {
             "type": "ATTACHMENT",
@@ -184,14 +187,14 @@ def test_the_preview_is_what_the_worker_will_send(support_client, plans, support
         "title": "timeline.txt",
     }
 
-    declaration, _ = services.declaration_create(
+    declaration, _ = declaration_create(
         declared_by=support_user,
         response_plan=plan,
         title="Checkout returns 500",
         impact=2,
-        related_items=[services.RelatedItemInput(**item) for item in items],
+        related_items=[RelatedItemInput(**item) for item in items],
     )
-    sent = json.loads(json.dumps(selectors.declaration_start_request(declaration), default=str))
+    sent = json.loads(json.dumps(declaration_start_request(declaration), default=str))
     # Apart from what only exists once stored, the preview is the request, key for key.
     for request in (preview, sent):
         request.pop("clientToken")
@@ -268,14 +271,14 @@ def test_the_page_carries_the_servers_rules_for_the_browser(support_client, plan
     settings.PORTAL_MAX_FILES = 3
     page = support_client.get(DECLARE).content.decode()
     rules = json.loads(re.search(r'<script id="declare-rules" type="application/json">(.*?)</script>', page)[1])
-    assert rules["arn_pattern"] == aws.start_incident_limits()["arn_pattern"]
+    assert rules["arn_pattern"] == start_incident_limits()["arn_pattern"]
     assert rules["max_files"] == 3
     assert rules["link_schemes"] == ["http", "https"]
     assert "up to <strong>3</strong>" in page
 
 
 def test_the_live_status_stops_polling_at_a_final_state(support_client, plans, support_user):
-    declaration, _ = services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+    declaration, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
     url = declaration.get_absolute_url()
     polling = support_client.get(url, **htmx("status")).content.decode()
     assert "<html" not in polling
@@ -295,10 +298,10 @@ def test_the_live_status_stops_polling_at_a_final_state(support_client, plans, s
 def test_the_live_status_refreshes_file_states_and_keeps_polling_while_a_file_waits_for_s3(
     support_client, plans, support_user
 ):
-    declaration, _ = services.declaration_create(
+    declaration, _ = declaration_create(
         declared_by=support_user,
         response_plan=plans["website-outage"],
-        related_items=[services.RelatedItemInput(kind="file", upload=upload("timeline.txt", b"12:01 spike"))],
+        related_items=[RelatedItemInput(kind="file", upload=upload("timeline.txt", b"12:01 spike"))],
     )
     # S3 was down at declare time: the incident started, the file still waits in the portal.
     Declaration.objects.filter(pk=declaration.pk).update(state=Declaration.State.STARTED)
@@ -321,7 +324,7 @@ def test_the_live_status_refreshes_file_states_and_keeps_polling_while_a_file_wa
 
 
 def test_a_declaration_without_files_refreshes_no_related_items(support_client, plans, support_user):
-    declaration, _ = services.declaration_create(
+    declaration, _ = declaration_create(
         declared_by=support_user, response_plan=plans["website-outage"], related_items=[]
     )
     polling = support_client.get(declaration.get_absolute_url(), **htmx("status")).content.decode()
@@ -338,7 +341,7 @@ def test_every_page_loads_htmx_from_the_projects_static_files_with_a_nonce(suppo
 
 
 def test_the_live_status_keeps_the_rest_of_the_page_in_step(support_client, plans, support_user):
-    declaration, _ = services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+    declaration, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
     url = declaration.get_absolute_url()
     arn = "arn:aws:ssm-incidents::123456789012:incident-record/website-outage/1"
     Declaration.objects.filter(pk=declaration.pk).update(

@@ -7,8 +7,8 @@ from datetime import datetime
 import pytest
 from django.utils import timezone
 
-from incidents import selectors
 from incidents.models import Declaration
+from incidents.selectors.history import csv_chunks
 from tests.helpers import make_declaration
 
 
@@ -66,7 +66,7 @@ def test_export_streams_in_chunks_and_misses_no_row(manager_client, plans, suppo
 
 def test_csv_chunks_are_batched_not_accumulated():
     rows = ((i, f"title {i}") for i in range(1200))
-    chunks = list(selectors.csv_chunks(rows, batch=500))
+    chunks = list(csv_chunks(rows, batch=500))
     # Three batches: at most `batch` rows are ever held at once (the export's path on databases other than PostgreSQL).
     assert [chunk.count("\n") for chunk in chunks] == [500, 500, 200]
 

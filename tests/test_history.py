@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from incidents import selectors
 from incidents.models import Declaration
+from incidents.selectors.history import HistoryFilters, declarations_filtered
 from tests.helpers import make_declaration
 
 DAY = datetime(2026, 10, 15, 12, 0, tzinfo=UTC)
@@ -222,7 +222,7 @@ def test_keyset_pages_have_no_gaps_or_duplicates_even_with_equal_timestamps(
     assert sorted(seen) == sorted(d.pk for d in made)
     assert len(seen) == len(set(seen))
     assert [len(page) for page in pages] == [4, 4, 4, 3]
-    expected = list(selectors.declarations_filtered(user=support_user, filters=selectors.HistoryFilters(sort=sort)))
+    expected = list(declarations_filtered(user=support_user, filters=HistoryFilters(sort=sort)))
     assert seen == [d.pk for d in expected]
 
 
@@ -287,7 +287,7 @@ def test_a_page_costs_a_constant_number_of_queries(
 def test_title_search_can_use_the_trigram_index_instead_of_a_table_scan(plans, manager_user):
     from django.db import connection
 
-    queryset = selectors.declarations_filtered(user=manager_user, filters=selectors.HistoryFilters(search="outage"))
+    queryset = declarations_filtered(user=manager_user, filters=HistoryFilters(search="outage"))
     with connection.cursor() as cursor:
         # With a handful of rows PostgreSQL would rather scan (or walk the date index); forbid both to see
         # whether the search condition itself is served by an index.

@@ -7,7 +7,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from incidents import selectors, services
+from incidents.selectors.audit import audit_chain_verify
+from incidents.services.audit import GENESIS_HASH
 
 BEFORE = [("incidents", "0005_attachment_state")]
 AFTER = [("incidents", "0006_audit_chain_in_database")]
@@ -23,7 +24,7 @@ def migrate(targets):
 def write_old_trail(apps, count: int = 3) -> list:
     """Events as the portal wrote them before 0006: one hash over the content and the previous hash."""
     AuditEvent = apps.get_model("incidents", "AuditEvent")
-    previous, events = services.GENESIS_HASH, []
+    previous, events = GENESIS_HASH, []
     for number in range(count):
         event = AuditEvent(
             actor_label="sam.support",
@@ -53,7 +54,7 @@ def at_0005():
 def test_an_existing_trail_is_relinked_and_still_verifies(at_0005):
     old = write_old_trail(at_0005)
     migrate(AFTER)
-    result = selectors.audit_chain_verify(genesis_hash=services.GENESIS_HASH)
+    result = audit_chain_verify(genesis_hash=GENESIS_HASH)
     assert result.intact, result.problem
     assert (result.checked, result.first_id, result.last_id) == (3, old[0].pk, old[-1].pk)
 

@@ -11,14 +11,21 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from incidents import aws, ratelimit, selectors, services, tasks
+from incidents import tasks
+from incidents.aws.client import _client, reset_clients, start_incident
+from incidents.aws.ratelimit import RateLimitBusy, _redis, rate_limit_wait
 from incidents.models import Declaration
+from incidents.selectors.declarations import declaration_for_start
+from incidents.services.attachments import RelatedItemInput
+from incidents.services.declarations import _declaration_for_key, declaration_create, declaration_dispatch
+from incidents.services.starting import StartRetryable, declaration_start
+from incidents.services.sweeper import declarations_sweep
 from portal.celery import app
 from tests.helpers import upload
 
 
 def make_declaration(user, plan, **fields) -> Declaration:
-    declaration, _ = services.declaration_create(declared_by=user, response_plan=plan, title="Stuck")
+    declaration, _ = declaration_create(declared_by=user, response_plan=plan, title="Stuck")
     if fields:
         Declaration.objects.filter(pk=declaration.pk).update(**fields)
         declaration.refresh_from_db()
@@ -40,11 +47,11 @@ def test_a_declaration_never_handed_to_the_broker_is_redispatched(
     # As when the broker was down at declaration time: the failed publish cleared the hand-over time.
     Declaration.objects.filter(pk=declaration.pk).update(dispatched_at=None)
 
-    too_soon = services.declarations_sweep(now=later(settings.PORTAL_SWEEP_QUEUED_AFTER / 2))
+    too_soon = declarations_sweep(now=later(settings.PORTAL_SWEEP_QUEUED_AFTER / 2))
     assert too_soon.total == 0, "a fresh declaration is left to its own dispatch"
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        result = services.declarations_sweep(now=later(settings.PORTAL_SWEEP_QUEUED_AFTER + 1))
+        result = declarations_sweep(now=later(settings.PORTAL_SWEEP_QUEUED_AFTER + 1))
     assert result.queued == [declaration.pk]
     assert len(callbacks) == 1, "one dispatch, after the sweep's transaction commits"
     event = declaration.audit_events.get(action="declaration.redispatched")
@@ -57,10 +64,10 @@ def test_a_declaration_never_handed_to_the_broker_is_redispatched(
 def test_a_claimed_declaration_is_not_swept_again_until_the_threshold_passes_again(support_user, plans):
     declaration = make_declaration(support_user, plans["website-outage"])
     sweep_at = later(settings.PORTAL_SWEEP_QUEUED_AFTER + 1)
-    assert services.declarations_sweep(now=sweep_at).queued == [declaration.pk]
-    assert services.declarations_sweep(now=sweep_at + timedelta(seconds=1)).total == 0
+    assert declarations_sweep(now=sweep_at).queued == [declaration.pk]
+    assert declarations_sweep(now=sweep_at + timedelta(seconds=1)).total == 0
     again = sweep_at + timedelta(seconds=settings.PORTAL_SWEEP_QUEUED_AFTER + 1)
-    assert services.declarations_sweep(now=again).queued == [declaration.pk]
+    assert declarations_sweep(now=again).queued == [declaration.pk]
 
 
 @pytest.mark.django_db
@@ -73,7 +80,7 @@ def test_a_declaration_starting_for_too_long_is_redispatched_but_finished_ones_n
     make_declaration(support_user, plan, state=Declaration.State.STARTED, created_at=long_ago)
     make_declaration(support_user, plan, state=Declaration.State.FAILED, created_at=long_ago)
 
-    result = services.declarations_sweep()
+    result = declarations_sweep()
     assert result.starting == [starting.pk]
     assert recent.pk not in result.starting
     assert result.queued == []
@@ -82,7 +89,11 @@ def test_a_declaration_starting_for_too_long_is_redispatched_but_finished_ones_n
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_sweepers_skip_rows_another_one_holds(support_user, plans, monkeypatch):
     dispatched = []
-    monkeypatch.setattr(services, "declaration_dispatch", lambda *, declaration_id: dispatched.append(declaration_id))
+    for module in ("declarations", "sweeper"):  # as declared, then as swept
+        monkeypatch.setattr(
+            f"incidents.services.{module}.declaration_dispatch",
+            lambda *, declaration_id: dispatched.append(declaration_id),
+        )
     plan = plans["website-outage"]
     first = make_declaration(support_user, plan)
     second = make_declaration(support_user, plan)
@@ -101,13 +112,13 @@ def test_concurrent_sweepers_skip_rows_another_one_holds(support_user, plans, mo
     try:
         assert locked.wait(10)
         started = time.monotonic()
-        result = services.declarations_sweep(now=sweep_at)
+        result = declarations_sweep(now=sweep_at)
         assert time.monotonic() - started < 5, "a sweeper never waits for a row another one holds"
         assert result.queued == [second.pk]
     finally:
         release.set()
         holder.join()
-    assert services.declarations_sweep(now=sweep_at).queued == [first.pk], "the second one was claimed"
+    assert declarations_sweep(now=sweep_at).queued == [first.pk], "the second one was claimed"
     assert dispatched == [first.pk, second.pk, second.pk, first.pk]
 
 
@@ -125,14 +136,16 @@ def test_the_sweep_command_reports_what_it_redispatched(support_user, plans, set
 @pytest.fixture
 def one_botocore_attempt(settings):
     settings.AWS_MAX_ATTEMPTS = 1
-    aws.reset_clients()
+    reset_clients()
     yield
-    aws.reset_clients()
+    reset_clients()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_declaration_being_started_is_locked_with_what_startincident_needs(support_user, plans, monkeypatch):
-    monkeypatch.setattr(services, "declaration_dispatch", lambda *, declaration_id: True)  # no worker takes it
+    monkeypatch.setattr(  # no worker takes it
+        "incidents.services.declarations.declaration_dispatch", lambda *, declaration_id: True
+    )
     plan = plans["website-outage"]
     declaration = make_declaration(support_user, plan)
 
@@ -147,7 +160,7 @@ def test_the_declaration_being_started_is_locked_with_what_startincident_needs(s
             connection.close()
 
     with transaction.atomic():
-        held = selectors.declaration_for_start(declaration.pk)
+        held = declaration_for_start(declaration.pk)
         with ThreadPoolExecutor(1) as other:
             assert other.submit(lock_from_another_connection).result() == "refused"
         assert (held.pk, held.client_token, held.title, held.state) == (
@@ -162,7 +175,7 @@ def test_the_declaration_being_started_is_locked_with_what_startincident_needs(s
     with ThreadPoolExecutor(1) as other:
         assert other.submit(lock_from_another_connection).result() == "locked"
     with pytest.raises(Declaration.DoesNotExist), transaction.atomic():
-        selectors.declaration_for_start(declaration.pk + 1000)
+        declaration_for_start(declaration.pk + 1000)
 
 
 @pytest.mark.django_db
@@ -170,17 +183,17 @@ def test_an_attempt_that_overlaps_a_finished_one_changes_nothing(support_user, p
     # A redelivered message starts a second attempt while the first is still waiting for AWS; the second one
     # finishes first. The first must then leave the outcome and the audit trail as the second wrote them.
     declaration = make_declaration(support_user, plans["website-outage"])
-    start_incident = aws.start_incident
+    real_start_incident = start_incident
     overlapping = []
 
     def first_call_overlapped_by_a_second_attempt(request):
         if not overlapping:
             overlapping.append("the second attempt")
-            overlapping[0] = services.declaration_start(declaration_id=declaration.pk, final_attempt=False)
-        return start_incident(request)
+            overlapping[0] = declaration_start(declaration_id=declaration.pk, final_attempt=False)
+        return real_start_incident(request)
 
-    monkeypatch.setattr(aws, "start_incident", first_call_overlapped_by_a_second_attempt)
-    first = services.declaration_start(declaration_id=declaration.pk, final_attempt=False)
+    monkeypatch.setattr("incidents.aws.client.start_incident", first_call_overlapped_by_a_second_attempt)
+    first = declaration_start(declaration_id=declaration.pk, final_attempt=False)
 
     declaration.refresh_from_db()
     assert declaration.state == first.state == Declaration.State.STARTED
@@ -200,16 +213,16 @@ def test_attempts_are_bounded_by_the_database_even_when_messages_are_redelivered
     limit = settings.PORTAL_START_MAX_RETRIES + 1
     for _ in range(limit - 1):
         # Each delivery looks like a first one to Celery (a sweeper's or a lost worker's redelivery).
-        with pytest.raises(services.StartRetryable):
-            services.declaration_start(declaration_id=declaration.pk, final_attempt=False)
-    declaration = services.declaration_start(declaration_id=declaration.pk, final_attempt=False)
+        with pytest.raises(StartRetryable):
+            declaration_start(declaration_id=declaration.pk, final_attempt=False)
+    declaration = declaration_start(declaration_id=declaration.pk, final_attempt=False)
     assert declaration.state == Declaration.State.FAILED
     assert declaration.attempts == limit
     assert declaration.failure_reason.endswith(f"(gave up after {limit} attempts)")
     assert len(sandbox.calls()) == limit
     assert {c["params"]["clientToken"] for c in sandbox.calls()} == {declaration.client_token}
     # Another delivery after the end does nothing at all.
-    services.declaration_start(declaration_id=declaration.pk, final_attempt=False)
+    declaration_start(declaration_id=declaration.pk, final_attempt=False)
     assert len(sandbox.calls()) == limit
 
 
@@ -240,8 +253,8 @@ def test_every_task_has_an_explicit_queue_and_the_periodic_ones_are_scheduled():
 
 
 def test_botocore_has_explicit_timeouts_and_the_standard_retry_mode(sandbox_server):
-    aws.reset_clients()
-    config = aws._client("ssm-incidents").meta.config
+    reset_clients()
+    config = _client("ssm-incidents").meta.config
     assert config.retries["mode"] == "standard"
     assert config.retries["total_max_attempts"] == settings.AWS_MAX_ATTEMPTS
     assert (config.connect_timeout, config.read_timeout) == (settings.AWS_CONNECT_TIMEOUT, settings.AWS_READ_TIMEOUT)
@@ -251,13 +264,13 @@ def test_botocore_has_explicit_timeouts_and_the_standard_retry_mode(sandbox_serv
 
 
 def test_the_shared_rate_limit_spaces_calls_from_every_thread_and_process(settings):
-    ratelimit._redis().delete("portal:ratelimit:test-spacing")
+    _redis().delete("portal:ratelimit:test-spacing")
     stamps: list[float] = []
     lock = threading.Lock()
 
     def caller():
         for _ in range(4):
-            ratelimit.rate_limit_wait(name="test-spacing", per_second=20, burst=1, max_wait=5)
+            rate_limit_wait(name="test-spacing", per_second=20, burst=1, max_wait=5)
             with lock:
                 stamps.append(time.monotonic())
 
@@ -272,10 +285,10 @@ def test_the_shared_rate_limit_spaces_calls_from_every_thread_and_process(settin
 
 
 def test_a_caller_that_would_wait_too_long_is_told_to_come_back_later():
-    ratelimit._redis().delete("portal:ratelimit:test-busy")
-    ratelimit.rate_limit_wait(name="test-busy", per_second=1, burst=1, max_wait=0)
-    with pytest.raises(ratelimit.RateLimitBusy):
-        ratelimit.rate_limit_wait(name="test-busy", per_second=1, burst=1, max_wait=0.5)
+    _redis().delete("portal:ratelimit:test-busy")
+    rate_limit_wait(name="test-busy", per_second=1, burst=1, max_wait=0)
+    with pytest.raises(RateLimitBusy):
+        rate_limit_wait(name="test-busy", per_second=1, burst=1, max_wait=0.5)
 
 
 @pytest.mark.django_db
@@ -285,15 +298,15 @@ def test_a_busy_rate_limit_is_a_retryable_failure_not_a_lost_declaration(
     settings.PORTAL_START_RATE_LIMIT_PER_SECOND = 0.01
     settings.PORTAL_START_RATE_LIMIT_BURST = 1
     settings.PORTAL_START_RATE_LIMIT_MAX_WAIT = 1
-    ratelimit._redis().delete("portal:ratelimit:start-incident")
+    _redis().delete("portal:ratelimit:start-incident")
     first = make_declaration(support_user, plans["website-outage"])
     second = make_declaration(support_user, plans["payments-degraded"])
-    assert services.declaration_start(declaration_id=first.pk, final_attempt=False).state == "started"
-    with pytest.raises(services.StartRetryable) as raised:
-        services.declaration_start(declaration_id=second.pk, final_attempt=False)
+    assert declaration_start(declaration_id=first.pk, final_attempt=False).state == "started"
+    with pytest.raises(StartRetryable) as raised:
+        declaration_start(declaration_id=second.pk, final_attempt=False)
     assert raised.value.error.code == "PortalRateLimited"
     assert len(sandbox.calls()) == 1, "the refused call never reached AWS"
-    ratelimit._redis().delete("portal:ratelimit:start-incident")
+    _redis().delete("portal:ratelimit:start-incident")
 
 
 # --- Idempotency under a race ---------------------------------------------------------------------------
@@ -302,12 +315,12 @@ def test_a_busy_rate_limit_is_a_retryable_failure_not_a_lost_declaration(
 @pytest.mark.django_db
 def test_a_concurrent_post_with_the_same_key_gets_the_declaration_the_first_one_made(support_user, plans, monkeypatch):
     plan = plans["website-outage"]
-    files = [services.RelatedItemInput(kind="file", upload=upload("notes.txt", b"notes"))]
-    first, created = services.declaration_create(
+    files = [RelatedItemInput(kind="file", upload=upload("notes.txt", b"notes"))]
+    first, created = declaration_create(
         declared_by=support_user, response_plan=plan, idempotency_key="k1", related_items=files
     )
     assert created
-    real_lookup = services._declaration_for_key
+    real_lookup = _declaration_for_key
     lookups = []
 
     def lookup_that_lost_the_race(key, declared_by, fingerprint):
@@ -315,9 +328,9 @@ def test_a_concurrent_post_with_the_same_key_gets_the_declaration_the_first_one_
         lookups.append(key)
         return None if len(lookups) == 1 else real_lookup(key, declared_by, fingerprint)
 
-    monkeypatch.setattr(services, "_declaration_for_key", lookup_that_lost_the_race)
-    files = [services.RelatedItemInput(kind="file", upload=upload("notes.txt", b"notes"))]
-    second, created = services.declaration_create(
+    monkeypatch.setattr("incidents.services.declarations._declaration_for_key", lookup_that_lost_the_race)
+    files = [RelatedItemInput(kind="file", upload=upload("notes.txt", b"notes"))]
+    second, created = declaration_create(
         declared_by=support_user, response_plan=plan, idempotency_key="k1", related_items=files
     )
     assert (second.pk, created) == (first.pk, False)
@@ -327,8 +340,8 @@ def test_a_concurrent_post_with_the_same_key_gets_the_declaration_the_first_one_
 @pytest.mark.django_db
 def test_a_repeated_key_without_files_is_answered_by_the_databases_unique_key(support_user, plans):
     plan = plans["website-outage"]
-    first, created = services.declaration_create(declared_by=support_user, response_plan=plan, idempotency_key="k2")
-    second, again = services.declaration_create(declared_by=support_user, response_plan=plan, idempotency_key="k2")
+    first, created = declaration_create(declared_by=support_user, response_plan=plan, idempotency_key="k2")
+    second, again = declaration_create(declared_by=support_user, response_plan=plan, idempotency_key="k2")
     assert (created, again) == (True, False)
     assert second.pk == first.pk
     assert Declaration.objects.count() == 1
@@ -344,8 +357,8 @@ def test_a_publish_that_fails_leaves_the_declaration_queued_and_never_handed_ove
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.start_declaration, "delay", broker_down)
-    assert services.declaration_dispatch(declaration_id=declaration.pk) is False
+    monkeypatch.setattr(app, "send_task", broker_down)
+    assert declaration_dispatch(declaration_id=declaration.pk) is False
     declaration.refresh_from_db()
     assert declaration.state == Declaration.State.QUEUED
     assert declaration.dispatched_at is None, "the sweeper sees it was never handed to a worker"

@@ -3,8 +3,8 @@
 import pytest
 from django.core.management import call_command
 
-from incidents import services
 from incidents.models import AuditEvent, ResponsePlan
+from incidents.services.plans import response_plans_sync
 
 
 def _create_plan(ssm_incidents, name, title="Queue backlog", impact=3):
@@ -18,14 +18,14 @@ def _create_plan(ssm_incidents, name, title="Queue backlog", impact=3):
 @pytest.mark.django_db
 def test_sync_adds_new_plans_hidden_updates_changes_and_flags_deletions(ssm_incidents):
     arn = _create_plan(ssm_incidents, "queue-backlog")
-    result = services.response_plans_sync()
+    result = response_plans_sync()
     assert arn in result.created
     plan = ResponsePlan.objects.get(arn=arn)
     assert (plan.is_visible, plan.template_title, plan.template_impact) == (False, "Queue backlog", 3)
     assert plan.template_summary == "Messages are piling up."
 
     ssm_incidents.update_response_plan(arn=arn, incidentTemplateTitle="Queue backlog growing", incidentTemplateImpact=2)
-    result = services.response_plans_sync()
+    result = response_plans_sync()
     assert result.updated == [arn]
     plan.refresh_from_db()
     assert (plan.template_title, plan.template_impact) == ("Queue backlog growing", 2)
@@ -33,7 +33,7 @@ def test_sync_adds_new_plans_hidden_updates_changes_and_flags_deletions(ssm_inci
     assert change.details["template_title"] == {"from": "Queue backlog", "to": "Queue backlog growing"}
 
     ssm_incidents.delete_response_plan(arn=arn)
-    result = services.response_plans_sync()
+    result = response_plans_sync()
     assert result.deleted == [arn]
     plan.refresh_from_db()
     assert plan.deleted_in_aws

@@ -13,7 +13,8 @@ from axes.models import AccessAttempt
 from django.urls import path, reverse
 from django.utils import timezone
 
-from incidents import services
+from incidents.services.declarations import declaration_create
+from incidents.services.starting import declaration_start
 from portal.logging import JsonFormatter
 from portal.urls import urlpatterns as portal_urlpatterns
 from tests.conftest import ROOT
@@ -33,7 +34,7 @@ urlpatterns = [*portal_urlpatterns, path("boom/", explode)]
 @pytest.mark.parametrize("page", ["/declare/", "/accounts/login/", "DETAIL"])
 def test_every_page_sends_a_strict_content_security_policy_and_frame_denial(support_client, support_user, plans, page):
     if page == "DETAIL":
-        declaration, _ = services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+        declaration, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
         page = declaration.get_absolute_url()
     response = support_client.get(page)
     assert response.status_code == 200
@@ -180,8 +181,8 @@ def test_each_step_of_a_declaration_is_logged_as_json_with_its_context(support_u
     logger = logging.getLogger("incidents")
     logger.addHandler(handler)
     try:
-        declaration, _ = services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
-        services.declaration_start(declaration_id=declaration.pk, final_attempt=True)
+        declaration, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+        declaration_start(declaration_id=declaration.pk, final_attempt=True)
     finally:
         logger.removeHandler(handler)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]

@@ -9,8 +9,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from incidents import services
 from incidents.models import AuditEvent
+from incidents.services.declarations import declaration_create
 
 TABLE = AuditEvent._meta.db_table
 TRIGGER = "incidents_auditevent_append_only"
@@ -21,7 +21,7 @@ CHAIN_TRIGGER = "incidents_auditevent_chain"
 def trail(plans, support_user):
     """A few real events after the plans' own."""
     for title in ("A", "B", "C"):
-        services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title=title)
+        declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title=title)
     return list(AuditEvent.objects.order_by("id"))
 
 
@@ -141,7 +141,7 @@ def test_an_empty_trail_is_intact(capsys):
 @pytest.mark.django_db(transaction=True)
 def test_the_command_exits_non_zero_for_a_shell(plans, support_user):
     """Run as an operator would, in its own process, against a committed tampered table."""
-    services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title="A")
+    declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title="A")
     env = {"DJANGO_SETTINGS_MODULE": "portal.settings.test", "PATH": "/usr/bin:/bin"}
     db = settings.DATABASES["default"]
     env["DATABASE_URL"] = f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"

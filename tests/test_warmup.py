@@ -1,4 +1,4 @@
-"""A new process sets itself up before its first declaration, not during it (portal/warmup.py)."""
+"""A new process sets itself up before its first declaration, not during it (incidents/warmup.py)."""
 
 import json
 import os
@@ -16,11 +16,12 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from incidents import auth, aws, ratelimit, selectors, services
-from incidents.models import Declaration
-from portal import database, sessions, warmup
+from incidents import warmup
+from incidents.aws import client as aws_client
+from incidents.aws.client import reset_clients
+from incidents.aws.ratelimit import _RESERVE, _redis, reset_connections
 from tests.conftest import ROOT, worker_database_url
-from tests.helpers import declare_post, free_port, manage_py
+from tests.helpers import free_port, manage_py
 
 # A Redis database of its own: the session's worker consumes from the tests' database.
 BROKER_DB = 11
@@ -159,7 +160,6 @@ def test_with_a_connection_per_request_a_web_worker_keeps_none_open_after_its_wa
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.2)
     assert connections_named(name) == 0, log.read_text()
-    assert "could not be prepared" not in log.read_text()
     broker.flushdb()
 
 
@@ -176,32 +176,32 @@ def test_each_celery_worker_child_holds_its_database_connection_before_its_first
 
 
 def test_a_celery_worker_process_builds_its_aws_clients_and_rate_limiter_when_it_starts():
-    aws.reset_clients()
-    ratelimit.reset_connections()
+    reset_clients()
+    reset_connections()
     limiter = redis.Redis.from_url(settings.PORTAL_RATE_LIMIT_REDIS_URL)
     limiter.script_flush()
     warmup.worker_process()
-    assert set(aws._clients) == {"ssm-incidents", "s3"}
-    assert ratelimit._redis.cache_info().currsize == 1
-    assert limiter.script_exists(limiter.register_script(ratelimit._RESERVE).sha) == [True]
+    assert set(aws_client._clients) == {"ssm-incidents", "s3"}
+    assert _redis.cache_info().currsize == 1
+    assert limiter.script_exists(limiter.register_script(_RESERVE).sha) == [True]
 
 
 def test_an_unreachable_rate_limiter_does_not_stop_a_worker_process_from_starting(settings, caplog):
     settings.PORTAL_RATE_LIMIT_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    ratelimit.reset_connections()
+    reset_connections()
     try:
         warmup.worker_process()
     finally:
-        ratelimit.reset_connections()
+        reset_connections()
     assert "The StartIncident rate limiter's Redis was not reachable at start" in caplog.text
 
 
 def test_a_broken_aws_configuration_does_not_stop_a_worker_process_from_starting(settings, caplog):
     settings.AWS_REGION = "not a region"
-    aws.reset_clients()
+    reset_clients()
     warmup.worker_process()
     assert "AWS clients could not be built at start" in caplog.text
-    aws.reset_clients()
+    reset_clients()
 
 
 def test_an_unreachable_database_does_not_stop_a_process_from_starting(django_db_blocker, monkeypatch, caplog):
@@ -213,56 +213,13 @@ def test_an_unreachable_database_does_not_stop_a_process_from_starting(django_db
     connection.close()
     assert "The database was not reachable at start" in caplog.text
     assert "refused" in caplog.text  # PostgreSQL's own answer, not pytest-django's block on database access
-    # Tried once: the statements are not built against a database that did not answer (each try can wait for
-    # the network's connect timeout).
-    assert "could not be prepared" not in caplog.text
-
-
-# What the declare POST and the worker's start build once per process (portal.database). compiled_update is left
-# out: its UPDATEs are joined from the model's metadata (~0.02 ms) and the warm-up does not build them.
-BUILT_ONCE = (
-    sessions._session_query,
-    auth._person_query,
-    selectors._plan_available_query,
-    database.compiled_insert,
-    selectors._declaration_for_start_query,
-    selectors._related_items_query,
-)
-
-
-@pytest.mark.django_db
-def test_after_the_warm_up_a_first_declaration_finds_every_statement_it_runs_built(
-    support_client, plans, sandbox, monkeypatch
-):
-    """A new process's first declaration waits for none of its statements: the web process's warm-up built the
-    POST's (session, person, plan lookup, INSERTs), the worker's built the start's."""
-    # As production keeps it (CONN_MAX_AGE=None): the test's transaction is on this connection.
-    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
-    for builder in BUILT_ONCE:
-        builder.cache_clear()
-    warmup.web_process()
-    warmup.worker_process()
-    built = {builder.__qualname__: builder.cache_info().currsize for builder in BUILT_ONCE}
-
-    items = [
-        {"kind": "link", "value": "https://status.example.com/incidents/7", "title": "Status page"},
-        {"kind": "resource", "value": "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1234"},
-    ]
-    response = support_client.post("/declare/", declare_post(plans["website-outage"], title="Checkout", items=items))
-    assert response.status_code == 302
-    declaration = Declaration.objects.get()
-    services.declaration_start(declaration_id=declaration.pk, final_attempt=False)  # as the worker runs it
-
-    declaration.refresh_from_db()
-    assert declaration.state == Declaration.State.STARTED
-    assert {builder.__qualname__: builder.cache_info().currsize for builder in BUILT_ONCE} == built
 
 
 def test_a_warmed_process_keeps_its_start_up_objects_out_of_the_garbage_collectors_walks(django_db_setup):
     """A full collection walks every object the collector tracks: after the warm-up that is what the process made
     since, not the ~150,000 objects of its start-up (each walk of those paused the process for 0.1–0.25 s)."""
     script = (
-        "import gc; from portal import warmup; warmup.web_process(); "
+        "import gc; from incidents import warmup; warmup.web_process(); "
         "print(gc.get_freeze_count(), len(gc.get_objects()))"
     )
     result = manage_py(

@@ -56,8 +56,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    # Django's admin, opened to members of the "admins" role only (portal/admin_site.py).
-    "portal.apps.PortalAdminConfig",
+    # Django's admin, opened to members of the "admins" role only (incidents/admin_site.py).
+    "incidents.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -139,8 +139,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTHENTICATION_BACKENDS = [
     # Axes first: it refuses a locked-out login before the password is even checked.
     "axes.backends.AxesStandaloneBackend",
-    # Django's ModelBackend, reading the person's groups in the same query as the person.
-    "incidents.auth.PortalBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -187,9 +186,6 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
-# Django's database sessions, read by a query compiled once per process (portal/sessions.py).
-SESSION_ENGINE = "portal.sessions"
-
 # --- Celery -----------------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)

@@ -5,7 +5,7 @@ import json
 import pytest
 from django.test import Client
 
-from incidents import services
+from incidents.services.api_tokens import api_token_create
 
 INSTANCE_ARN = "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1234def567890"
 ALARM_ARN = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:checkout-errors"
@@ -35,7 +35,7 @@ class ApiClient:
 
 
 def make_token(user, **kwargs) -> str:
-    _token, secret = services.api_token_create(owner=user, name=kwargs.pop("name", "test script"), **kwargs)
+    _token, secret = api_token_create(owner=user, name=kwargs.pop("name", "test script"), **kwargs)
     return secret
 
 

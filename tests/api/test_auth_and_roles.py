@@ -11,8 +11,10 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
-from incidents import roles, services
+from incidents import roles
 from incidents.models import ApiToken, Declaration
+from incidents.services.api_tokens import api_rate_limit_parse, api_token_create, api_token_revoke
+from incidents.services.declarations import declaration_create
 from tests.api.conftest import ApiClient, api_for, assert_error, make_token
 from tests.conftest import ROOT, make_user
 
@@ -47,7 +49,7 @@ def test_an_unknown_token_is_refused(client, support_token):
 
 def test_a_revoked_token_stops_working_at_once(api, support_user):
     assert api.get("/api/responsePlans").status_code == 200
-    services.api_token_revoke(token=ApiToken.objects.get(), actor=support_user)
+    api_token_revoke(token=ApiToken.objects.get(), actor=support_user)
     error = assert_error(api.get("/api/responsePlans"), 401, "UNAUTHENTICATED")
     assert "revoked" in error["message"]
 
@@ -83,7 +85,7 @@ def test_the_token_acts_as_its_owner_even_beside_another_users_session(client, p
 
 
 def test_only_a_hash_of_the_secret_is_stored(support_user):
-    token, secret = services.api_token_create(owner=support_user, name="runbook")
+    token, secret = api_token_create(owner=support_user, name="runbook")
     assert token.secret_hash == hashlib.sha256(secret.encode()).hexdigest()
     stored = ApiToken.objects.filter(pk=token.pk).values().get()
     assert secret not in [str(value) for value in stored.values()]
@@ -149,7 +151,7 @@ def test_a_failed_declaration_reads_back_with_its_reason(api, plans):
 
 
 def test_another_users_declaration_is_not_found(api, plans, other_support_user):
-    theirs, _ = services.declaration_create(declared_by=other_support_user, response_plan=plans["website-outage"])
+    theirs, _ = declaration_create(declared_by=other_support_user, response_plan=plans["website-outage"])
     error = assert_error(api.get(f"/api/declarations/{theirs.pk}"), 404, "NOT_FOUND")
     assert str(theirs.pk) in error["message"]
 
@@ -160,7 +162,7 @@ def test_ids_that_do_not_exist_are_not_found(api, declaration_id):
 
 
 def test_managers_see_every_declaration(plans, support_user, manager_user):
-    mine, _ = services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+    mine, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
     response = api_for(manager_user).get(f"/api/declarations/{mine.pk}")
     assert response.status_code == 200
     assert response.json()["data"]["declared_by"] == "sam.support"
@@ -188,8 +190,8 @@ def test_the_rate_limit_is_shared_by_every_process(api, settings):
     key = ApiToken.objects.get().secret_hash[:32]
     # Another Python process (as another gunicorn worker would be) sees the same counter in Redis.
     script = (
-        "import django; django.setup(); from incidents import services; "
-        f"print(services.api_rate_limit_hit(key={key!r}))"
+        "import django; django.setup(); from incidents.services.api_tokens import api_rate_limit_hit; "
+        f"print(api_rate_limit_hit(key={key!r}))"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings.test", "PORTAL_API_RATE_LIMIT": "2/h"}
     output = subprocess.run(
@@ -213,11 +215,11 @@ def test_the_api_still_answers_when_the_rate_limit_store_is_down(api, settings):
 def test_a_malformed_rate_limit_setting_is_a_clear_configuration_error():
     from django.core.exceptions import ImproperlyConfigured
 
-    assert services.api_rate_limit_parse("120/m") == (120, 60)
+    assert api_rate_limit_parse("120/m") == (120, 60)
     with pytest.raises(ImproperlyConfigured, match="must look like 60/m"):
-        services.api_rate_limit_parse("lots")
+        api_rate_limit_parse("lots")
     with pytest.raises(ImproperlyConfigured):
-        services.api_rate_limit_parse("0/s")
+        api_rate_limit_parse("0/s")
 
 
 def test_rate_limited_requests_declare_nothing(client, support_token, plans, settings):

@@ -15,8 +15,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from incidents import api, openapi, services
-from incidents.forms import StartIncidentRequestForm
+from incidents import api, openapi
+from incidents.forms.api import StartIncidentRequestForm
+from incidents.services.declarations import declaration_create
 from portal.wsgi import application
 from tests.api.conftest import make_token
 
@@ -93,7 +94,7 @@ def fuzz_target(support_user, plans, settings):
     """A token, a plan it may use and one of its declarations: random ARNs and ids would only ever meet errors."""
     settings.PORTAL_API_RATE_LIMIT = "100000/m"
     token = make_token(support_user, name="fuzzer")
-    declaration, _ = services.declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+    declaration, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
     # As Django's test client does: keep the test's transaction open across requests (so nothing is committed
     # and nothing is queued) instead of closing the connection when each response ends.
     request_started.disconnect(close_old_connections)

@@ -261,7 +261,7 @@ def test_an_unexpected_failure_is_a_500_that_reveals_nothing(api, plans, monkeyp
     def explode(**kwargs):
         raise RuntimeError("password=hunter2 at db.internal:5432")
 
-    monkeypatch.setattr("incidents.services.declaration_create", explode)
+    monkeypatch.setattr("incidents.api.declaration_create", explode)
     response = api.start(body(plans))
 
     error = assert_error(response, 500, "INTERNAL_ERROR")

@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from incidents import validators
 from incidents.models import Declaration
+from incidents.services.declarations import declaration_create
 from tests.browser.conftest import assert_accessible, screenshot
 
 INSTANCE_ARN = "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1234def567890"
@@ -212,10 +213,9 @@ def test_a_link_can_open_the_form_filled_in(page, live_server, plans):
 
 
 def test_the_plan_search_and_the_duplicate_guard(page, live_server, plans, other_support_user, support_user):
-    from incidents import services
 
-    services.declaration_create(declared_by=other_support_user, response_plan=plans["security-event"], title="Phishing")
-    mine, _ = services.declaration_create(declared_by=support_user, response_plan=plans["security-event"])
+    declaration_create(declared_by=other_support_user, response_plan=plans["security-event"], title="Phishing")
+    mine, _ = declaration_create(declared_by=support_user, response_plan=plans["security-event"])
     open_declare(page, live_server)
     page.fill("#plan-search-input", "security")
     expect(page.locator(".plan-option")).to_have_count(1)

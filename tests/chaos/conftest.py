@@ -20,7 +20,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from incidents import ratelimit
+from incidents.aws.ratelimit import reset_connections
 from incidents.models import Declaration
 from portal.celery import app
 from tests.conftest import ROOT, worker_database_url
@@ -294,7 +294,7 @@ def _use_broker(url: str) -> None:
     app.conf.broker_url = url
     app._pool = None
     app.amqp._producer_pool = None
-    ratelimit.reset_connections()
+    reset_connections()
 
 
 # --- Counting outcomes -------------------------------------------------------------------------------------

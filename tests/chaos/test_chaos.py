@@ -14,8 +14,8 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from incidents import services
 from incidents.models import AttachmentState, Declaration
+from incidents.services.declarations import declaration_create
 from tests.chaos.conftest import annotate, scale, tally
 from tests.helpers import declare_post, upload
 
@@ -33,7 +33,7 @@ def declare_many(user, plans, count: int, label: str) -> list[int]:
     """Declarations as the form makes them (same service), each with a unique title to count incidents by."""
     ids = []
     for n in range(count):
-        declaration, _ = services.declaration_create(
+        declaration, _ = declaration_create(
             declared_by=user, response_plan=plans[PLANS[n % len(PLANS)]], title=f"{label} #{n}"
         )
         ids.append(declaration.pk)

@@ -4,7 +4,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from incidents import services
+from incidents.errors import PortalError
+from incidents.services.api_tokens import api_token_create
 
 
 class Command(BaseCommand):
@@ -21,7 +22,7 @@ class Command(BaseCommand):
             raise CommandError(f"No user {username!r}.")
         expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days > 0 else None
         try:
-            _token, secret = services.api_token_create(owner=user, name=name, expires_at=expires_at)
-        except services.DeclarationError as exc:
+            _token, secret = api_token_create(owner=user, name=name, expires_at=expires_at)
+        except PortalError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(secret)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from incidents import aws
+from incidents.aws import client as aws
 
 
 class Command(BaseCommand):

@@ -5,8 +5,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
-from incidents import roles, services
+from incidents import roles
 from incidents.models import ResponsePlan
+from incidents.services.plans import response_plan_update
 
 DEMO_ACCOUNTS = {"support": roles.SUPPORT, "manager": roles.MANAGER, "admin": roles.ADMIN}
 WHEN_TO_USE = {
@@ -37,7 +38,7 @@ class Command(BaseCommand):
             user.save()
             user.groups.set([Group.objects.get(name=group_name)])
         for plan in ResponsePlan.objects.filter(deleted_in_aws=False):
-            services.response_plan_update(
+            response_plan_update(
                 plan=plan, actor=None, is_visible=True, when_to_use=plan.when_to_use or WHEN_TO_USE.get(plan.name, "")
             )
         self.stdout.write(self.style.SUCCESS(f"Demo accounts: support, manager, admin — password: {password}"))

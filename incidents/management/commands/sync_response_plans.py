@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from incidents import aws, services
+from incidents.aws.client import AwsError
+from incidents.services.plans import response_plans_sync
 
 
 class Command(BaseCommand):
@@ -8,8 +9,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            result = services.response_plans_sync()
-        except aws.AwsError as exc:
+            result = response_plans_sync()
+        except AwsError as exc:
             raise CommandError(f"Could not read response plans from AWS: {exc}") from exc
         self.stdout.write(
             f"{len(result.created)} new (hidden until shown), {len(result.updated)} changed, "

@@ -2,7 +2,8 @@ import re
 
 from django.core.management.base import BaseCommand, CommandError
 
-from incidents import selectors, services
+from incidents.selectors.audit import audit_chain_verify
+from incidents.services.audit import GENESIS_HASH
 
 HASH = re.compile(r"[0-9a-f]{64}")
 
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         anchor = anchor.strip().lower()
         if anchor and not HASH.fullmatch(anchor):
             raise CommandError("--anchor takes a hash as this command prints it: 64 hexadecimal characters.")
-        result = selectors.audit_chain_verify(genesis_hash=services.GENESIS_HASH, anchor=anchor, chunk_size=chunk_size)
+        result = audit_chain_verify(genesis_hash=GENESIS_HASH, anchor=anchor, chunk_size=chunk_size)
         if result.broken_id is not None:
             raise CommandError(
                 f"Audit trail broken at event #{result.broken_id}: {result.problem}. "

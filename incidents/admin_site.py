@@ -2,7 +2,7 @@
 
 from django.contrib.admin import AdminSite
 
-from incidents import roles
+from . import roles
 
 
 class PortalAdminSite(AdminSite):

@@ -182,10 +182,6 @@ def get_response_plan(arn: str) -> dict[str, Any]:
 # --- S3 ----------------------------------------------------------------------------------------------
 
 
-def s3_object_arn(*, bucket: str, key: str) -> str:
-    return f"arn:aws:s3:::{bucket}/{key}"
-
-
 def upload_attachment(*, bucket: str, key: str, body: IO[bytes], content_type: str) -> None:
     """Store an attachment privately, encrypted at rest."""
     try:

@@ -1,0 +1,1 @@
+"""Forms: the input checks of the web pages, one module per page family."""

@@ -1,0 +1,56 @@
+"""Accounts: an admin's forms for people and roles, and a person's form for a new API token."""
+
+from datetime import datetime, timedelta
+
+from django import forms
+from django.utils import timezone
+
+from .. import roles, validators
+
+ROLE_CHOICES = [(role, role.capitalize()) for role in roles.ALL]
+
+
+class UserCreateForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    email = forms.EmailField(required=False)
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        strip=False,
+        label="Initial password",
+        help_text="Tell the person over a separate channel; they can change it later.",
+    )
+    roles = forms.MultipleChoiceField(
+        choices=ROLE_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Give the account at least one role."},
+    )
+
+
+class UserUpdateForm(forms.Form):
+    roles = forms.MultipleChoiceField(required=False, choices=ROLE_CHOICES, widget=forms.CheckboxSelectMultiple)
+    is_active = forms.BooleanField(required=False, label="Account active (may log in)")
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        validators=[validators.reject_control_characters],
+        help_text="What will use it, such as “alerting runbook”. Shown in your list of tokens.",
+        error_messages={
+            "required": "Name the token after what will use it, such as “alerting runbook”.",
+            "max_length": "A name can be at most %(limit_value)d characters (it has %(show_value)d).",
+        },
+    )
+    expires_in_days = forms.TypedChoiceField(
+        label="Expires",
+        choices=[("30", "In 30 days"), ("90", "In 90 days"), ("365", "In a year"), ("", "Never")],
+        coerce=int,
+        empty_value=None,
+        required=False,
+        initial="90",
+        widget=forms.RadioSelect,
+    )
+
+    def expires_at(self) -> datetime | None:
+        days = self.cleaned_data.get("expires_in_days")
+        return timezone.now() + timedelta(days=days) if days else None

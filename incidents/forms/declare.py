@@ -1,0 +1,207 @@
+"""The declare form: the plan, title and impact, the related items, and prefill by URL."""
+
+import hashlib
+import json
+import uuid
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from .. import validators
+from ..models import IMPACT_DESCRIPTIONS, Impact, RelatedItem, ResponsePlan
+from ..selectors.plans import response_plan_find_for, response_plans_available_to
+from ..services.attachments import RelatedItemInput
+
+# Django's max_length message, worded as the browser's check words it.
+TITLE_TOO_LONG = validators.MESSAGES["title_too_long"].format(limit="%(limit_value)d", length="%(show_value)d")
+
+
+def impact_choices() -> list[tuple[str, str]]:
+    return [
+        (str(impact.value), f"{impact.value} – {impact.label}: {IMPACT_DESCRIPTIONS[impact.value]}")
+        for impact in Impact
+    ]
+
+
+class DeclarationForm(forms.Form):
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    response_plan = forms.ModelChoiceField(
+        queryset=ResponsePlan.objects.none(),  # the plans available to the person (set per form)
+        error_messages={
+            "required": "Choose the response plan that fits this incident.",
+            "invalid_choice": "Choose one of the response plans listed; that one is not available to you.",
+        },
+    )
+    title = forms.CharField(
+        required=False,
+        max_length=validators.TITLE_MAX_LENGTH,
+        validators=[validators.reject_control_characters],
+        help_text="Leave empty to use the response plan's title.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        error_messages={"max_length": TITLE_TOO_LONG},
+    )
+    impact = forms.TypedChoiceField(
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=impact_choices,
+        widget=forms.RadioSelect,
+        help_text="The plan's impact is chosen for you; change it only if this incident is worse or milder.",
+        error_messages={"invalid_choice": "Choose an impact from 1 (critical) to 5 (no impact)."},
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["response_plan"].queryset = response_plans_available_to(user=user)
+        if not self.is_bound:
+            self.initial.setdefault("idempotency_key", uuid.uuid4().hex)
+
+    def clean(self):
+        cleaned = super().clean()
+        plan = cleaned.get("response_plan")
+        if plan:
+            # The plan's own value is not an overwrite: leave it to the plan, as if the field were empty.
+            if cleaned.get("title") == plan.template_title:
+                cleaned["title"] = ""
+            if cleaned.get("impact") == plan.template_impact:
+                cleaned["impact"] = None
+        return cleaned
+
+    def clean_idempotency_key(self) -> str:
+        key = self.cleaned_data["idempotency_key"]
+        try:
+            return uuid.UUID(key).hex
+        except ValueError:
+            raise ValidationError("This form is damaged; reload the page and submit again.") from None
+
+
+class RelatedItemForm(forms.Form):
+    kind = forms.ChoiceField(choices=RelatedItem.Kind.choices, initial=RelatedItem.Kind.LINK)
+    # Its length limit depends on the kind, so clean() checks it with the kind's own message.
+    value = forms.CharField(required=False, label="Link or ARN", strip=True)
+    file = forms.FileField(required=False, allow_empty_file=True)
+    title = forms.CharField(
+        required=False,
+        max_length=validators.RELATED_ITEM_TITLE_MAX_LENGTH,
+        validators=[validators.reject_control_characters],
+        error_messages={"max_length": TITLE_TOO_LONG},
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if kind is None:
+            return cleaned
+        try:
+            validators.validate_related_item(
+                kind=kind,
+                value=cleaned.get("value", ""),
+                title=cleaned.get("title", ""),
+                upload=cleaned.get("file"),
+            )
+        except ValidationError as exc:
+            for part, errors in exc.error_dict.items():
+                if part not in self.errors:  # the field's own check (its length) already said so
+                    self.add_error(part, errors)
+        return cleaned
+
+    def to_input(self) -> RelatedItemInput:
+        data = self.cleaned_data
+        return RelatedItemInput(
+            kind=data["kind"], title=data.get("title", ""), value=data.get("value", ""), upload=data.get("file")
+        )
+
+
+class BaseRelatedItemFormSet(forms.BaseFormSet):
+    def clean(self):
+        if any(self.errors):
+            return
+        files = sum(1 for form in self.filled_forms() if form.cleaned_data["kind"] == RelatedItem.Kind.FILE)
+        if files > settings.PORTAL_MAX_FILES:
+            raise ValidationError(
+                validators.MESSAGES["too_many_files"].format(limit=settings.PORTAL_MAX_FILES, count=files)
+            )
+
+    def filled_forms(self) -> list[RelatedItemForm]:
+        return [form for form in self.forms if form.has_changed() and form.cleaned_data]
+
+    def to_inputs(self) -> list[RelatedItemInput]:
+        return [form.to_input() for form in self.filled_forms()]
+
+
+RelatedItemFormSet = forms.formset_factory(
+    RelatedItemForm,
+    formset=BaseRelatedItemFormSet,
+    extra=1,
+    max_num=validators.RELATED_ITEMS_MAX,
+    validate_max=True,
+    # Above max_num so that too many rows is reported, never silently truncated.
+    absolute_max=validators.RELATED_ITEMS_MAX + 50,
+)
+RelatedItemFormSet.default_error_messages = {
+    **forms.BaseFormSet.default_error_messages,
+    "too_many_forms": validators.MESSAGES["too_many_items"].format(limit=validators.RELATED_ITEMS_MAX),
+}
+
+
+def _shown(text: str, limit: int) -> str:
+    """A value from the address, quoted back to the person: shortened, control characters shown as �."""
+    return validators.CONTROL_CHARACTERS_RE.sub("\ufffd", text[:limit])
+
+
+def declaration_initial_from_query(params, *, user) -> tuple[dict, list[str]]:
+    """Initial values from `/declare/?plan=…&title=…&impact=…` (runbooks, bookmarks), and a note for each value
+    that could not be used. The plan may be named by its AWS name or its portal number."""
+    initial: dict = {}
+    notes: list[str] = []
+    reference = (params.get("plan") or params.get("response_plan") or "").strip()
+    plan = None
+    if reference:
+        plan = response_plan_find_for(user=user, reference=reference)
+        if plan is None:
+            notes.append(f"The response plan “{_shown(reference, 100)}” is not available to you; choose one below.")
+        else:
+            initial["response_plan"] = plan.pk
+    title = params.get("title")
+    if title is not None:
+        title = title.strip()
+        try:
+            validators.reject_control_characters(title)
+            if len(title) > validators.TITLE_MAX_LENGTH:
+                raise ValidationError(
+                    TITLE_TOO_LONG % {"limit_value": validators.TITLE_MAX_LENGTH, "show_value": len(title)}
+                )
+        except ValidationError as exc:
+            notes.append(f"The title in the link was not used: {exc.messages[0]}")
+        else:
+            initial["title"] = title
+    impact = params.get("impact")
+    if impact not in (None, ""):
+        if impact.strip() in {str(choice.value) for choice in Impact}:
+            initial["impact"] = int(impact)
+        else:
+            notes.append(
+                f"The impact “{_shown(impact, 20)}” in the link was not used: choose one from 1 (critical) to 5 (no "
+                "impact)."
+            )
+    if plan is not None:
+        # What the person did not set comes from the plan, shown as defaults they can overwrite.
+        initial.setdefault("title", plan.template_title)
+        initial.setdefault("impact", plan.template_impact)
+    return initial, notes
+
+
+def declaration_fingerprint(form: DeclarationForm, formset: BaseRelatedItemFormSet) -> str:
+    """A digest of what was asked for, so that a reused idempotency key with other values is refused, not
+    answered with an unrelated declaration."""
+    data = form.cleaned_data
+    items = []
+    for item_form in formset.filled_forms():
+        cleaned = item_form.cleaned_data
+        upload = cleaned.get("file")
+        items.append(
+            [cleaned["kind"], cleaned.get("value", ""), cleaned.get("title", ""), upload and [upload.name, upload.size]]
+        )
+    payload = [data["response_plan"].pk, data["title"], data["impact"], items]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

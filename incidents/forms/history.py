@@ -1,0 +1,105 @@
+"""The history's filters and the summary's period, read from the URL."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from ..models import Declaration, Impact
+from ..selectors.history import DEFAULT_SORT, HistoryFilters
+from ..selectors.plans import response_plan_choices
+
+SORT_CHOICES = [
+    ("-created", "Newest first"),
+    ("created", "Oldest first"),
+    ("impact", "Most severe first"),
+    ("-impact", "Least severe first"),
+    ("state", "State (A–Z)"),
+    ("-state", "State (Z–A)"),
+]
+
+SEARCH_MIN_LENGTH = 3
+
+
+class HistoryFilterForm(forms.Form):
+    """The history's filters; they live in the URL, so a filtered view can be bookmarked and shared."""
+
+    q = forms.CharField(required=False, max_length=200, label="Title contains", strip=True)
+    state = forms.ChoiceField(
+        required=False, choices=[("", "Any state"), *Declaration.State.choices], widget=forms.Select
+    )
+    plan = forms.TypedChoiceField(
+        required=False,
+        coerce=int,
+        empty_value=None,
+        widget=forms.Select,
+        label="Response plan",
+        error_messages={"invalid_choice": "That response plan does not exist; choose one from the list."},
+    )
+    impact = forms.TypedChoiceField(
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[("", "Any impact"), *((str(value), f"{value} – {label}") for value, label in Impact.choices)],
+        help_text="The impact AWS was asked for: the declarer's, or the plan's when they left it empty.",
+        widget=forms.Select,
+    )
+    declared_by = forms.CharField(
+        required=False,
+        max_length=150,
+        label="Declared by",
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "username", "autocomplete": "off"}),
+    )
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, widget=forms.Select)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # One query: the same list checks the chosen plan and renders the options.
+        self.fields["plan"].choices = [("", "Any response plan"), *response_plan_choices()]
+
+    def clean_q(self) -> str:
+        search = self.cleaned_data["q"]
+        if search and len(search) < SEARCH_MIN_LENGTH:
+            raise ValidationError(f"Search for at least {SEARCH_MIN_LENGTH} characters of the title.")
+        return search
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned
+
+    def filters(self) -> HistoryFilters:
+        """The valid filters; a field with an error is left out (and shown at the field)."""
+        data = self.cleaned_data if self.is_bound else {}
+        valid = {name: value for name, value in data.items() if name not in self.errors}
+        return HistoryFilters(
+            state=valid.get("state") or "",
+            response_plan_id=valid.get("plan"),
+            impact=valid.get("impact"),
+            declared_by=valid.get("declared_by") or "",
+            date_from=valid.get("date_from"),
+            date_to=valid.get("date_to"),
+            search=valid.get("q") or "",
+            sort=valid.get("sort") or DEFAULT_SORT,
+        )
+
+
+class SummaryRangeForm(forms.Form):
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    MAX_DAYS = 366 * 2
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to") or timezone.localdate()
+        if start:
+            if start > end:
+                self.add_error("date_to", "The end date is before the start date.")
+            elif (end - start).days >= self.MAX_DAYS:
+                self.add_error("date_from", "Choose at most two years at a time.")
+        return cleaned

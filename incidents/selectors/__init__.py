@@ -1,0 +1,1 @@
+"""Reads: every query the interfaces need, one module per concern."""

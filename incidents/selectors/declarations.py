@@ -1,0 +1,122 @@
+"""Reads declarations: the ones a person may open, the one a worker starts and the request it sends, recent ones
+of a plan (likely the same outage), and the declare page's preview of a declaration not yet made."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.urls import reverse
+from django.utils import timezone
+
+from .. import roles
+from ..aws.requests import attachment_key, s3_object_arn, start_incident_request
+from ..models import AttachmentState, Declaration, RelatedItem, ResponsePlan
+
+
+def declarations_visible_to(*, user) -> QuerySet[Declaration]:
+    declarations = Declaration.objects.select_related("response_plan", "declared_by")
+    if roles.is_manager(user):
+        return declarations
+    return declarations.filter(declared_by=user)
+
+
+def declaration_get_for(*, user, declaration_id: int) -> Declaration | None:
+    return declarations_visible_to(user=user).filter(pk=declaration_id).first()
+
+
+def declaration_url(declaration: Declaration) -> str:
+    path = reverse("incidents:declaration-detail", kwargs={"declaration_id": declaration.pk})
+    return settings.PORTAL_BASE_URL.rstrip("/") + path
+
+
+def declaration_for_start(declaration_id: int) -> Declaration:
+    """The declaration to start, locked until the transaction ends, with its plan and its declarer."""
+    return (
+        Declaration.objects.select_for_update(of=("self",))
+        .select_related("response_plan", "declared_by")
+        .get(pk=declaration_id)
+    )
+
+
+def declaration_start_request(
+    declaration: Declaration, related_items: Iterable[RelatedItem] | None = None
+) -> dict[str, Any]:
+    """The exact StartIncident request for a declaration — identical on every attempt. `related_items` are the
+    declaration's, when the caller has read them already."""
+    if related_items is None:
+        related_items = declaration.related_items.defer("pending_content")
+    return start_incident_request(
+        response_plan_arn=declaration.response_plan.arn,
+        client_token=declaration.client_token,
+        title=declaration.title,
+        impact=declaration.impact,
+        # Files still waiting for S3 are left out: the incident must not wait for them (they are attached later).
+        related_items=[
+            (item.kind, item.value, item.title)
+            for item in related_items
+            if item.attachment_state not in (AttachmentState.PENDING, AttachmentState.FAILED)
+        ],
+        declared_by=declaration.declared_by.get_username(),
+        declaration_id=declaration.pk,
+        declaration_url=declaration_url(declaration),
+        created_at=declaration.created_at,
+        trigger_details=declaration.trigger_details,
+    )
+
+
+def declarations_recent_for_plan(*, response_plan: ResponsePlan) -> QuerySet[Declaration]:
+    """Declarations of this plan still queued, starting or started within the duplicate window: likely the same
+    outage, declared by someone else a moment ago."""
+    since = timezone.now() - timedelta(minutes=settings.PORTAL_DUPLICATE_WINDOW_MINUTES)
+    return (
+        Declaration.objects.filter(
+            response_plan=response_plan,
+            state__in=[Declaration.State.QUEUED, Declaration.State.STARTING, Declaration.State.STARTED],
+            created_at__gte=since,
+        )
+        .select_related("declared_by", "response_plan")
+        .order_by("-created_at", "-id")
+    )
+
+
+# Stand-ins in the preview for what exists only once the declaration is stored.
+ASSIGNED_ON_SUBMIT = "<assigned on submit>"
+
+
+@dataclass(frozen=True)
+class PreviewItem:
+    kind: str
+    value: str = ""
+    title: str = ""
+    file_name: str = ""
+
+
+def declaration_preview_request(
+    *, response_plan: ResponsePlan, title: str, impact: int | None, items: list[PreviewItem], declared_by: str
+) -> dict[str, Any]:
+    """What StartIncident will receive for a declaration not yet made, with `ASSIGNED_ON_SUBMIT` stand-ins."""
+    related = []
+    for position, item in enumerate(items):
+        if item.kind == RelatedItem.Kind.FILE:
+            key = attachment_key(client_token=ASSIGNED_ON_SUBMIT, position=position, file_name=item.file_name)
+            # As the service stores it: a file's title defaults to its name.
+            related.append(
+                (item.kind, s3_object_arn(bucket=settings.PORTAL_S3_BUCKET, key=key), item.title or item.file_name)
+            )
+        else:
+            related.append((item.kind, item.value, item.title))
+    return start_incident_request(
+        response_plan_arn=response_plan.arn,
+        client_token=ASSIGNED_ON_SUBMIT,
+        title=title,
+        impact=impact,
+        related_items=related,
+        declared_by=declared_by,
+        declaration_id=ASSIGNED_ON_SUBMIT,
+        declaration_url=settings.PORTAL_BASE_URL.rstrip("/")
+        + reverse("incidents:declaration-detail", kwargs={"declaration_id": 0}).replace("/0/", "/<number>/"),
+        created_at=timezone.now(),
+    )

@@ -1,0 +1,255 @@
+"""Reads the history: declarations filtered and sorted, one keyset page at a time, and exported as CSV."""
+
+import csv
+import functools
+import io
+import itertools
+import operator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.core import signing
+from django.db import connection
+from django.db.models import Case, F, Func, Q, QuerySet, TextField, Value, When
+from django.db.models.functions import Concat, Left
+from django.db.models.lookups import In
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from ..models import Declaration
+from .declarations import declarations_visible_to
+
+# Each sort is a lexicographic key ending in the primary key, so that rows with equal timestamps still have one
+# place. "-name" is the exact reverse of "name", so one index serves both directions (scanned backwards).
+HISTORY_SORTS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "created": (("created_at", False), ("id", False)),
+    "impact": (("effective_impact", False), ("created_at", True), ("id", True)),
+    "state": (("state", False), ("created_at", True), ("id", True)),
+}
+
+HISTORY_SORTS.update({f"-{name}": tuple((f, not desc) for f, desc in key) for name, key in list(HISTORY_SORTS.items())})
+
+DEFAULT_SORT = "-created"
+
+CURSOR_SALT = "incidents.history.cursor"
+
+
+@dataclass(frozen=True)
+class HistoryFilters:
+    """The history's filters, as they arrive in the URL; every one optional."""
+
+    state: str = ""
+    response_plan_id: int | None = None
+    impact: int | None = None
+    declared_by: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    search: str = ""
+    sort: str = DEFAULT_SORT
+
+
+@dataclass
+class HistoryPage:
+    rows: list[Declaration]
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+def declarations_filtered(*, user, filters: HistoryFilters) -> QuerySet[Declaration]:
+    """The declarations this person may see that match the filters, in the chosen order (no pagination)."""
+    declarations = declarations_visible_to(user=user)
+    if filters.state:
+        declarations = declarations.filter(state=filters.state)
+    if filters.response_plan_id:
+        declarations = declarations.filter(response_plan_id=filters.response_plan_id)
+    if filters.impact:
+        declarations = declarations.filter(effective_impact=filters.impact)
+    if filters.declared_by:
+        declarations = declarations.filter(declared_by__username=filters.declared_by)
+    # Dates are whole days in the portal's time zone, both ends included.
+    if filters.date_from:
+        declarations = declarations.filter(created_at__gte=start_of_day(filters.date_from))
+    if filters.date_to:
+        declarations = declarations.filter(created_at__lt=start_of_day(filters.date_to + timedelta(days=1)))
+    if filters.search:
+        # Served by the trigram index on UPPER(effective_title) on PostgreSQL.
+        declarations = declarations.filter(effective_title__icontains=filters.search)
+    return declarations.order_by(*_order_by(HISTORY_SORTS[filters.sort]))
+
+
+def declarations_page(
+    *, user, filters: HistoryFilters, cursor: str = "", backwards: bool = False, page_size: int
+) -> HistoryPage:
+    """One page of the history by keyset: `cursor` is the edge row of the page we come from.
+
+    Costs one indexed range scan whatever the page number, unlike OFFSET, and never skips or repeats a row
+    when new declarations arrive between clicks.
+    """
+    key = HISTORY_SORTS[filters.sort]
+    declarations = declarations_filtered(user=user, filters=filters)
+    edge = _cursor_values(cursor, key)
+    if backwards and edge is None:
+        backwards = False
+    if backwards:
+        key = tuple((name, not desc) for name, desc in key)
+        declarations = declarations.order_by(*_order_by(key))
+    if edge is not None:
+        declarations = declarations.filter(_after(key, edge))
+    rows = list(declarations[: page_size + 1])
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    if backwards:
+        rows.reverse()
+        has_previous, has_next = more, True
+    else:
+        has_previous, has_next = edge is not None, more
+    sort_key = HISTORY_SORTS[filters.sort]
+    return HistoryPage(
+        rows=rows,
+        next_cursor=_cursor_for(rows[-1], sort_key) if rows and has_next else None,
+        previous_cursor=_cursor_for(rows[0], sort_key) if rows and has_previous else None,
+    )
+
+
+def _order_by(key) -> list[str]:
+    return [f"-{name}" if desc else name for name, desc in key]
+
+
+def _after(key, values: list) -> Q:
+    """Rows strictly after `values` in the order `key`: (a > x) or (a = x and b > y) or …"""
+    branches = []
+    for index, (name, desc) in enumerate(key):
+        equal = {prior: values[position] for position, (prior, _) in enumerate(key[:index])}
+        branches.append(Q(**equal, **{f"{name}__{'lt' if desc else 'gt'}": values[index]}))
+    condition = functools.reduce(operator.or_, branches)
+    # The same bound on the leading column alone lets the planner start the index scan at the cursor.
+    first, first_desc = key[0]
+    return Q(**{f"{first}__{'lte' if first_desc else 'gte'}": values[0]}) & condition
+
+
+def _cursor_for(row: Declaration, key) -> str:
+    values = [getattr(row, name) for name, _ in key]
+    # Full microsecond precision: a rounded timestamp would skip or repeat rows at the page edge.
+    values = [value.isoformat() if isinstance(value, datetime) else value for value in values]
+    return signing.dumps(values, salt=CURSOR_SALT, compress=True)
+
+
+def _cursor_values(cursor: str, key) -> list | None:
+    """The cursor's values, typed for their columns; None when it is absent, damaged or made for another sort."""
+    if not cursor:
+        return None
+    try:
+        raw = signing.loads(cursor, salt=CURSOR_SALT)
+        if not isinstance(raw, list) or len(raw) != len(key):
+            return None
+        values = []
+        for (name, _), value in zip(key, raw, strict=True):
+            if name == "created_at":
+                parsed = parse_datetime(value)
+                if parsed is None:
+                    return None
+                values.append(parsed)
+            elif name in ("id", "effective_impact"):
+                values.append(int(value))
+            else:
+                values.append(str(value))
+        return values
+    except (signing.BadSignature, TypeError, ValueError):
+        return None
+
+
+def start_of_day(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
+
+# A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection advice).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(field: str) -> Case:
+    """The column as text a spreadsheet will never run: a leading apostrophe before a formula's first character."""
+    return Case(
+        When(In(Left(field, 1), FORMULA_PREFIXES), then=Concat(Value("'"), field, output_field=TextField())),
+        default=F(field),
+        output_field=TextField(),
+    )
+
+
+class _IsoTimestamp(Func):
+    """A timestamp as ISO 8601 text in UTC, as Python's `isoformat()` writes it."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        template = """to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Stored as UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]".
+        return self.as_sql(compiler, connection, template="replace(%(expressions)s, ' ', 'T') || '+00:00'", **extra)
+
+
+EXPORT_COLUMNS = (
+    ("Number", F("id")),
+    ("Declared at", _IsoTimestamp("created_at")),
+    ("State", F("state")),
+    ("Response plan", _text_cell("response_plan__name")),
+    ("Response plan ARN", _text_cell("response_plan__arn")),
+    ("Title", _text_cell("effective_title")),
+    ("Title set by declarer", _text_cell("title")),
+    ("Impact", F("effective_impact")),
+    ("Impact set by declarer", F("impact")),
+    ("Declared by", _text_cell("declared_by__username")),
+    ("Source", F("source")),
+    ("Incident record ARN", _text_cell("incident_record_arn")),
+    ("Started at", _IsoTimestamp("started_at")),
+    ("Failure code", _text_cell("failure_code")),
+    ("Failure reason", _text_cell("failure_reason")),
+    ("Attempts", F("attempts")),
+)
+
+
+def declarations_export_csv(*, user, filters: HistoryFilters, chunk_size: int) -> Iterator[str | bytes]:
+    """The matching declarations as CSV, header first, streamed in constant memory.
+
+    The database writes every cell (formula-safe text, ISO timestamps); on PostgreSQL it writes the whole CSV
+    too, with COPY: a million rows in ~10 s on the slowest day seen, against ~40 s through the ORM and the csv
+    module. Lines end in LF, as COPY writes them.
+    """
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow([name for name, _ in EXPORT_COLUMNS])
+    yield header.getvalue()
+    rows = declarations_filtered(user=user, filters=filters).values_list(*(cell for _, cell in EXPORT_COLUMNS))
+    if connection.vendor == "postgresql":
+        sql, params = rows.query.sql_with_params()
+        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
+            # A client that goes away closes this generator: psycopg cancels the COPY on the server.
+            yield from _joined(copy, size=64 * 1024)
+    else:
+        yield from csv_chunks(rows.iterator(chunk_size=chunk_size), batch=chunk_size)
+
+
+def _joined(blocks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """COPY hands over one row at a time; the server writes `size` bytes per call to the socket instead."""
+    buffer: list[bytes] = []
+    length = 0
+    for block in blocks:
+        buffer.append(block)
+        length += len(block)
+        if length >= size:
+            yield b"".join(buffer)
+            buffer, length = [], 0
+    if buffer:
+        yield b"".join(buffer)
+
+
+def csv_chunks(rows: Iterator[tuple], batch: int) -> Iterator[str]:
+    """`batch` rows per chunk: csv writes each chunk in one call, and no more is ever held."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for chunk in itertools.batched(rows, batch):
+        writer.writerows(chunk)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()

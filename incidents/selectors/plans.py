@@ -1,0 +1,88 @@
+"""Reads response plans: the ones a person may declare with, found by search or by name, and the admins' list."""
+
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+
+from .. import roles
+from ..models import Declaration, ResponsePlan
+
+
+def response_plans_available_to(*, user) -> QuerySet[ResponsePlan]:
+    """The plans this person may declare with: shown, still in AWS, and open to one of their groups."""
+    return _plans_available(group_ids=None if user.is_superuser else roles.group_ids(user))
+
+
+def _plans_available(*, group_ids: list[int] | None) -> QuerySet[ResponsePlan]:
+    """`group_ids` None: every plan that is shown and still in AWS (for superusers)."""
+    plans = ResponsePlan.objects.filter(is_visible=True, deleted_in_aws=False)
+    if group_ids is None:
+        return plans
+    return plans.filter(Q(allowed_groups=None) | Q(allowed_groups__in=group_ids)).distinct()
+
+
+def response_plan_available_get(*, user, pk: int) -> ResponsePlan | None:
+    """The plan with this id if the person may declare with it, else None."""
+    return response_plans_available_to(user=user).filter(pk=pk).first()
+
+
+def response_plan_is_available_to(*, user, response_plan: ResponsePlan) -> bool:
+    return response_plans_available_to(user=user).filter(pk=response_plan.pk).exists()
+
+
+def response_plans_search(*, user, query: str = "", keep_pk: int | None = None) -> QuerySet[ResponsePlan]:
+    """The available plans matching every word of `query` in any of their names or notes.
+
+    `keep_pk` (the plan already chosen) stays in the list whatever the query, so that searching never unchoses it.
+    """
+    plans = response_plans_available_to(user=user)
+    # A NUL cannot be in any stored text (nor be sent to PostgreSQL): it separates words like a space.
+    words = query.replace("\x00", " ").split()
+    if not words:
+        return plans
+    matches = Q()
+    for word in words[:8]:
+        matches &= (
+            Q(name__icontains=word)
+            | Q(display_name__icontains=word)
+            | Q(aws_display_name__icontains=word)
+            | Q(when_to_use__icontains=word)
+            | Q(template_title__icontains=word)
+            | Q(template_summary__icontains=word)
+        )
+    if keep_pk:
+        matches |= Q(pk=keep_pk)
+    return plans.filter(matches)
+
+
+def response_plan_find_for(*, user, reference: str) -> ResponsePlan | None:
+    """An available plan by its portal number or its AWS name (as runbooks and bookmarks name it)."""
+    plans = response_plans_available_to(user=user)
+    reference = reference.strip()
+    if "\x00" in reference:
+        return None  # no plan is named so (PostgreSQL's text cannot hold a NUL, nor be asked about one)
+    if reference.isdigit():
+        found = plans.filter(pk=int(reference)).first()
+        if found:
+            return found
+    return plans.filter(Q(name=reference) | Q(arn=reference)).first()
+
+
+def response_plan_choices() -> list[tuple[int, str]]:
+    """Every plan the portal knows, hidden and deleted ones too (their declarations stay in the history), as
+    (id, label) by name: the history's plan filter."""
+    rows = ResponsePlan.objects.order_by("name").values_list("id", "name", "display_name", "aws_display_name")
+    return [
+        (pk, ResponsePlan.label_of(name=name, display_name=display_name, aws_display_name=aws_display_name))
+        for pk, name, display_name, aws_display_name in rows
+    ]
+
+
+def response_plans_for_curation() -> QuerySet[ResponsePlan]:
+    """Every plan the portal knows, with when it was last declared with (one index probe per plan)."""
+    last_used = (
+        Declaration.objects.filter(response_plan=OuterRef("pk")).order_by("-created_at", "-id").values("created_at")
+    )
+    return (
+        ResponsePlan.objects.annotate(last_used=Subquery(last_used[:1]))
+        .prefetch_related("allowed_groups")
+        .order_by("deleted_in_aws", "-is_visible", "order", "name")
+    )

@@ -1,0 +1,78 @@
+"""Writes accounts: admins add people, give and take roles, disable accounts; each change is audited."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .. import roles
+from ..errors import PortalError
+from .audit import audit_record
+
+
+def _role_groups(role_names: Iterable[str]) -> list[Group]:
+    names = set(role_names)
+    unknown = names - set(roles.ALL)
+    if unknown:
+        raise PortalError(f"Unknown roles: {', '.join(sorted(unknown))}.", field="roles")
+    return list(Group.objects.filter(name__in=names))
+
+
+@transaction.atomic
+def user_create(
+    *, username: str, email: str = "", password: str, role_names, actor, ip_address: str | None = None
+) -> AbstractBaseUser:
+    """An admin adds an account with its roles; the password must pass the configured validators."""
+    User = get_user_model()
+    user = User(username=username.strip(), email=email.strip())
+    try:
+        user.full_clean(exclude=["password"])
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise PortalError(" ".join(messages), field=field) from exc
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise PortalError(" ".join(exc.messages), field="password") from exc
+    user.set_password(password)
+    user.save()
+    groups = _role_groups(role_names)
+    user.groups.set(groups)
+    audit_record(
+        action="user.created",
+        actor=actor,
+        ip_address=ip_address,
+        details={"user": user.get_username(), "roles": sorted(group.name for group in groups)},
+    )
+    return user
+
+
+@transaction.atomic
+def user_update(*, user, actor, role_names, is_active: bool, ip_address: str | None = None):
+    """An admin changes someone's roles or disables the account; each change is audited."""
+    if user.pk == actor.pk and (not is_active or roles.ADMIN not in set(role_names)) and not user.is_superuser:
+        raise PortalError("You cannot remove your own admin role or disable your own account.", field="roles")
+    groups = _role_groups(role_names)
+    before = sorted(user.groups.filter(name__in=roles.ALL).values_list("name", flat=True))
+    after = sorted(group.name for group in groups)
+    diff: dict[str, Any] = {}
+    if before != after:
+        diff["roles"] = {"from": before, "to": after}
+    if user.is_active != is_active:
+        diff["is_active"] = {"from": user.is_active, "to": is_active}
+    if not diff:
+        return user
+    # Groups that are not portal roles are left as they are.
+    user.groups.remove(*Group.objects.filter(name__in=roles.ALL))
+    user.groups.add(*groups)
+    if "is_active" in diff:
+        user.is_active = is_active
+        user.save(update_fields=["is_active"])
+    audit_record(
+        action="user.updated", actor=actor, ip_address=ip_address, details={"user": user.get_username(), **diff}
+    )
+    return user

@@ -1,0 +1,112 @@
+"""A declaration's page: its live status, what was sent to AWS and answered, its files and its audit trail;
+retrying a failed one; downloading an attached file."""
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from .. import roles
+from ..aws.client import AwsError
+from ..errors import PortalError
+from ..http import client_ip, htmx_target
+from ..models import IMPACT_DESCRIPTIONS, AttachmentState, Declaration, Impact, RelatedItem
+from ..selectors.audit import declaration_audit_trail
+from ..selectors.declarations import declaration_get_for
+from ..services.attachments import related_item_download_url
+from ..services.declarations import declaration_retry as retry_declaration
+from .access import declarer_required
+
+AWS_CONSOLE_URL = "https://console.aws.amazon.com/systems-manager/incidents/home"
+
+
+@declarer_required
+def declaration_detail(request: HttpRequest, declaration_id: int) -> HttpResponse:
+    declaration = declaration_get_for(user=request.user, declaration_id=declaration_id)
+    if declaration is None:
+        raise Http404("No declaration with that number is visible to you.")
+    related_items = list(declaration.related_items.defer("pending_content"))
+    files = [item for item in related_items if item.kind == RelatedItem.Kind.FILE]
+    files_pending = sum(item.attachment_state == AttachmentState.PENDING for item in files)
+    context = {
+        "declaration": declaration,
+        "aws_request_json": _pretty_json(declaration.aws_request),
+        "aws_response_json": _pretty_json(declaration.aws_response),
+        "related_items": related_items,
+        # Files reach the incident after it started when S3 was down: keep polling until each has landed.
+        "files_pending": files_pending,
+        "keep_polling": not declaration.is_final or files_pending > 0,
+        # A file's state changes only while polling; the answer that stops it carries their final states too.
+        "refresh_items": bool(files),
+        "audit_events": declaration_audit_trail(declaration=declaration),
+        "impact_description": IMPACT_DESCRIPTIONS[declaration.effective_impact],
+        "impact_label": Impact(declaration.effective_impact).label,
+        "console_url": AWS_CONSOLE_URL,
+        "can_retry": declaration.state == declaration.State.FAILED
+        and (roles.is_manager(request.user) or declaration.declared_by_id == request.user.pk),
+        "steps": _state_steps(declaration),
+    }
+    if htmx_target(request) == "status":
+        # The live status: re-rendered without its polling trigger once the declaration is final and no file is
+        # waiting; the audit trail and the related items ride along out of band.
+        return render(request, "incidents/declaration_detail.html#status", {**context, "refresh_audit": True})
+    return render(request, "incidents/declaration_detail.html", context)
+
+
+def _state_steps(declaration: Declaration) -> list[dict]:
+    """The journey queued → starting → started (or failed), each step done, current or still to come."""
+    State = Declaration.State
+    last = ("Failed", "failed") if declaration.state == State.FAILED else ("Started", "started")
+    names = [("Queued", State.QUEUED), ("Starting", State.STARTING), last]
+    position = {State.QUEUED: 0, State.STARTING: 1, State.STARTED: 2, State.FAILED: 2}[declaration.state]
+    steps = []
+    for index, (label, key) in enumerate(names):
+        if index < position or (index == position and declaration.state == State.STARTED):
+            status = "done"
+        elif index == position:
+            status = "failed" if declaration.state == State.FAILED else "current"
+        else:
+            status = "todo"
+        steps.append({"label": label, "key": key, "status": status})
+    return steps
+
+
+@require_POST
+@declarer_required
+def declaration_retry(request: HttpRequest, declaration_id: int) -> HttpResponse:
+    declaration = declaration_get_for(user=request.user, declaration_id=declaration_id)
+    if declaration is None:
+        raise Http404("No declaration with that number is visible to you.")
+    if not (roles.is_manager(request.user) or declaration.declared_by_id == request.user.pk):
+        raise PermissionDenied
+    try:
+        retry_declaration(declaration=declaration, actor=request.user, ip_address=client_ip(request))
+    except PortalError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Queued again with the same client token; AWS will not start it twice.")
+    return redirect(declaration)
+
+
+def _pretty_json(value) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) if value is not None else ""
+
+
+@require_http_methods(["GET"])
+@declarer_required
+def related_item_download(request: HttpRequest, declaration_id: int, item_id: int) -> HttpResponse:
+    """Checks who is asking, then redirects to a presigned S3 link that expires within minutes."""
+    declaration = declaration_get_for(user=request.user, declaration_id=declaration_id)
+    if declaration is None:
+        raise Http404("No declaration with that number is visible to you.")
+    item = get_object_or_404(RelatedItem, pk=item_id, declaration=declaration, kind=RelatedItem.Kind.FILE)
+    try:
+        url = related_item_download_url(item=item, actor=request.user, ip_address=client_ip(request))
+    except (PortalError, AwsError) as exc:
+        raise Http404(str(exc)) from exc
+    response = redirect(url)
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,227 @@
+"""The declare page: one view serving the whole page and, for htmx, the fragment that changed
+(`declare.html#fragment`); every fragment has a plain-HTML path too, so the page works without JavaScript."""
+
+import json
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
+
+from .. import validators
+from ..errors import PortalError
+from ..forms.declare import (
+    DeclarationForm,
+    RelatedItemFormSet,
+    declaration_fingerprint,
+    declaration_initial_from_query,
+)
+from ..http import client_ip, htmx_target
+from ..models import IMPACT_DESCRIPTIONS, Impact, RelatedItem, ResponsePlan
+from ..selectors.declarations import (
+    ASSIGNED_ON_SUBMIT,
+    PreviewItem,
+    declaration_preview_request,
+    declarations_recent_for_plan,
+    declarations_visible_to,
+)
+from ..selectors.plans import response_plans_search
+from ..services.declarations import declaration_create
+from .access import declarer_required
+
+# The declare page's submit buttons: declaring, and re-rendering what was entered (without JavaScript).
+ACTION_DECLARE, ACTION_ADD_ROW, ACTION_PREVIEW = "declare", "add-row", "preview"
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("incidents:declare")
+
+
+@require_http_methods(["GET", "POST"])
+@declarer_required
+def declare(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:100]
+    prefill_notes: list[str] = []
+    show_errors = False
+    files_dropped = False
+    action = ""
+    if request.method == "POST":
+        action = request.POST.get("action") or ACTION_DECLARE
+        if action == ACTION_DECLARE:
+            form = DeclarationForm(request.POST, user=request.user)
+            formset = RelatedItemFormSet(request.POST, request.FILES, prefix="items")
+            show_errors = True
+            if form.is_valid() and formset.is_valid():
+                response = _declare(request, form, formset)
+                if response:
+                    return response
+        else:
+            # Re-render what was entered, with one more row when asked; errors wait for the real submit.
+            data = request.POST.copy()
+            if action == ACTION_ADD_ROW:
+                rows = _int(data.get("items-TOTAL_FORMS"))
+                data["items-TOTAL_FORMS"] = str(min(rows + 1, validators.RELATED_ITEMS_MAX))
+            form = DeclarationForm(data, user=request.user)
+            formset = RelatedItemFormSet(data, prefix="items")
+            # A browser cannot be told to keep a chosen file across a page load.
+            files_dropped = bool(request.FILES) and not request.htmx
+    else:
+        initial, prefill_notes = declaration_initial_from_query(request.GET, user=request.user)
+        form = DeclarationForm(user=request.user, initial=initial)
+        formset = RelatedItemFormSet(prefix="items")
+
+    plan = _chosen_plan(form)
+    context = {
+        "form": form,
+        "formset": formset,
+        "show_errors": show_errors,
+        "files_dropped": files_dropped,
+        "preview_open": action == ACTION_PREVIEW,
+        "prefill_notes": prefill_notes,
+        "query": query,
+        "plans": response_plans_search(user=request.user, query=query, keep_pk=plan and plan.pk),
+        "plan": plan,
+        **_plan_context(request, plan),
+        **_value_sources(form, plan),
+        **_preview_context(request, form, formset, plan),
+        "impacts": [
+            {"value": impact.value, "label": impact.label, "description": IMPACT_DESCRIPTIONS[impact.value]}
+            for impact in Impact
+        ],
+        "rules": validators.client_rules(),
+        "max_file_size": validators.human_size(settings.PORTAL_MAX_FILE_BYTES),
+        "max_files": settings.PORTAL_MAX_FILES,
+        "max_items": validators.RELATED_ITEMS_MAX,
+        "allowed_extensions": validators.allowed_extensions_label(),
+        "accept": ",".join("." + extension for extension in settings.PORTAL_ALLOWED_FILE_EXTENSIONS),
+    }
+    template = "incidents/declare.html"
+    target = htmx_target(request)
+    if request.method == "GET" and target in ("plan-options", "plan-summary"):
+        template += "#" + target
+    elif request.method == "POST" and request.htmx:
+        template += "#preview" if target == "preview" else "#declare-body"
+    return render(request, template, context)
+
+
+def _declare(request: HttpRequest, form: DeclarationForm, formset) -> HttpResponse | None:
+    data = form.cleaned_data
+    try:
+        declaration, _created = declaration_create(
+            declared_by=request.user,
+            response_plan=data["response_plan"],
+            title=data["title"],
+            impact=data["impact"],
+            related_items=formset.to_inputs(),
+            idempotency_key=data["idempotency_key"],
+            request_fingerprint=declaration_fingerprint(form, formset),
+            ip_address=client_ip(request),
+        )
+    except PortalError as exc:
+        if exc.code == "conflict":
+            form.add_error(
+                None,
+                "This form was already used to declare an incident with other values. "
+                "Open “Declare” again to start a separate declaration.",
+            )
+        else:
+            form.add_error(None, exc.message)
+        return None
+    url = declaration.get_absolute_url()
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _int(value) -> int:
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _chosen_plan(form: DeclarationForm) -> ResponsePlan | None:
+    """The plan chosen so far, if it is one the person may use (the form is not cleaned before the real submit)."""
+    value = form["response_plan"].value()
+    try:
+        return form.fields["response_plan"].clean(value) if value else None
+    except ValidationError:
+        return None
+
+
+def _plan_context(request: HttpRequest, plan: ResponsePlan | None) -> dict:
+    if plan is None:
+        return {"recent_declarations": [], "duplicate_window": settings.PORTAL_DUPLICATE_WINDOW_MINUTES}
+    recent = list(declarations_recent_for_plan(response_plan=plan)[:10])
+    openable = set(
+        declarations_visible_to(user=request.user)
+        .filter(pk__in=[declaration.pk for declaration in recent])
+        .values_list("pk", flat=True)
+    )
+    now = timezone.now()
+    for declaration in recent:
+        declaration.viewer_may_open = declaration.pk in openable
+        minutes = int((now - declaration.created_at).total_seconds() // 60)
+        declaration.age = "just now" if minutes < 1 else f"{minutes} minute{pluralize(minutes)} ago"
+    return {
+        "recent_declarations": recent,
+        "duplicate_window": settings.PORTAL_DUPLICATE_WINDOW_MINUTES,
+        "plan_impact_description": IMPACT_DESCRIPTIONS[plan.template_impact],
+    }
+
+
+def _value_sources(form: DeclarationForm, plan: ResponsePlan | None) -> dict:
+    """Whether the title and impact shown come from the plan or overwrite it (the page marks each)."""
+    title = (form["title"].value() or "").strip()
+    impact = form["impact"].value()
+    impact = str(impact) if impact not in (None, "") else ""
+    if plan is None:
+        return {"title_source": "", "impact_source": "", "chosen_impact": impact}
+    title_source = "plan" if title in ("", plan.template_title) else "override"
+    impact_source = "plan" if impact in ("", str(plan.template_impact)) else "override"
+    return {"title_source": title_source, "impact_source": impact_source, "chosen_impact": impact}
+
+
+def _preview_context(request: HttpRequest, form: DeclarationForm, formset, plan: ResponsePlan | None) -> dict:
+    """The StartIncident request this form would make now, built by the selector the worker uses."""
+    if plan is None:
+        return {"preview": None, "preview_left_out": 0}
+    if form.is_bound:
+        form.is_valid()
+        data = getattr(form, "cleaned_data", {})
+        title, impact = data.get("title", ""), data.get("impact")
+    else:
+        title, impact = form.initial.get("title", ""), form.initial.get("impact")
+        # As the form's clean() does: the plan's own values are left to the plan.
+        title = "" if title == plan.template_title else title
+        impact = None if impact == plan.template_impact else impact
+    items: list[PreviewItem] = []
+    left_out = 0
+    for item_form in formset.forms if formset.is_bound else []:
+        if not item_form.has_changed():
+            continue
+        item_form.is_valid()
+        cleaned = getattr(item_form, "cleaned_data", {})
+        kind = cleaned.get("kind")
+        if kind == RelatedItem.Kind.FILE:
+            upload = request.FILES.get(item_form.add_prefix("file"))
+            # The page's script sends the chosen file's name instead of the file itself.
+            name = upload.name if upload else request.POST.get(item_form.add_prefix("file_name"), "")
+            if name and "title" in cleaned:
+                items.append(PreviewItem(kind=kind, title=cleaned["title"], file_name=validators.safe_file_name(name)))
+                continue
+        elif kind and not item_form.errors:
+            items.append(PreviewItem(kind=kind, value=cleaned["value"], title=cleaned["title"]))
+            continue
+        left_out += 1
+    request_body = declaration_preview_request(
+        response_plan=plan, title=title, impact=impact, items=items, declared_by=request.user.get_username()
+    )
+    return {
+        "preview": json.dumps(request_body, indent=2, ensure_ascii=False, cls=DjangoJSONEncoder),
+        "preview_left_out": left_out,
+        "assigned_on_submit": ASSIGNED_ON_SUBMIT,
+    }
