@@ -1,6 +1,7 @@
 """Facts about the HTTP request that the web pages and the API both need."""
 
 from django.http import HttpRequest
+from django_htmx.middleware import HtmxDetails
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -10,4 +11,5 @@ def client_ip(request: HttpRequest) -> str | None:
 
 def htmx_target(request: HttpRequest) -> str | None:
     """The id of the element an htmx request will swap (None for a plain request): which fragment to render."""
-    return request.htmx.target if request.htmx else None
+    htmx: HtmxDetails = request.htmx  # type: ignore[attr-defined]  # set by django-htmx's middleware
+    return htmx.target if htmx else None

@@ -1,6 +1,9 @@
 """The portal's three roles, as Django groups created by a migration."""
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
+
+# Who may be asked about: a signed-in person or the anonymous visitor (the portal uses Django's own User model).
+Person = User | AnonymousUser
 
 SUPPORT = "support staff"
 MANAGER = "managers"
@@ -21,17 +24,17 @@ def _groups(user) -> set[str]:
     return set(_memberships(user).values())
 
 
-def group_ids(user: AbstractBaseUser | AnonymousUser) -> list[int]:
+def group_ids(user: Person) -> list[int]:
     return list(_memberships(user))
 
 
-def is_manager(user: AbstractBaseUser | AnonymousUser) -> bool:
+def is_manager(user: Person) -> bool:
     return user.is_authenticated and (user.is_superuser or bool(_groups(user) & {MANAGER, ADMIN}))
 
 
-def is_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
+def is_admin(user: Person) -> bool:
     return user.is_authenticated and (user.is_superuser or ADMIN in _groups(user))
 
 
-def can_declare(user: AbstractBaseUser | AnonymousUser) -> bool:
+def can_declare(user: Person) -> bool:
     return user.is_authenticated and (user.is_superuser or bool(_groups(user)))

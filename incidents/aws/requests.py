@@ -56,7 +56,7 @@ def start_incident_request(
     if items:
         request["relatedItems"] = items
     if trigger_details:
-        trigger = dict(trigger_details)
+        trigger: dict[str, Any] = dict(trigger_details)
         trigger["timestamp"] = datetime.fromisoformat(trigger["timestamp"])
         request["triggerDetails"] = trigger
         return request

@@ -143,7 +143,7 @@ def _cursor_values(cursor: str, key) -> list | None:
         raw = signing.loads(cursor, salt=CURSOR_SALT)
         if not isinstance(raw, list) or len(raw) != len(key):
             return None
-        values = []
+        values: list[datetime | int | str] = []
         for (name, _), value in zip(key, raw, strict=True):
             if name == "created_at":
                 parsed = parse_datetime(value)

@@ -55,8 +55,8 @@ def declarations_summary(*, user, start: date, end: date) -> Summary:
 
     plan_rows = declarations.order_by().values("response_plan_id", "effective_impact").annotate(count=Count("id"))
     per_plan: dict[int, dict[int, int]] = {}
-    for row in plan_rows:
-        per_plan.setdefault(row["response_plan_id"], {})[row["effective_impact"]] = row["count"]
+    for plan_row in plan_rows:
+        per_plan.setdefault(plan_row["response_plan_id"], {})[plan_row["effective_impact"]] = plan_row["count"]
     labels = {plan.pk: plan.label for plan in ResponsePlan.objects.filter(pk__in=per_plan)}
     by_plan = sorted(
         ((labels[plan_id], impacts, sum(impacts.values())) for plan_id, impacts in per_plan.items()),

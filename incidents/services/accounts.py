@@ -4,8 +4,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -25,7 +24,7 @@ def _role_groups(role_names: Iterable[str]) -> list[Group]:
 @transaction.atomic
 def user_create(
     *, username: str, email: str = "", password: str, role_names, actor, ip_address: str | None = None
-) -> AbstractBaseUser:
+) -> User:
     """An admin adds an account with its roles; the password must pass the configured validators."""
     User = get_user_model()
     user = User(username=username.strip(), email=email.strip())

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from celery import current_app
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
@@ -170,7 +170,7 @@ def _attachment_record_failure(*, item: RelatedItem, declaration: Declaration, e
     )
 
 
-def related_item_download_url(*, item: RelatedItem, actor: AbstractBaseUser, ip_address: str | None = None) -> str:
+def related_item_download_url(*, item: RelatedItem, actor: User, ip_address: str | None = None) -> str:
     """A presigned link to one attached file, valid for minutes; who fetched which file is audited."""
     if item.kind != RelatedItem.Kind.FILE or not item.s3_key:
         raise PortalError("Only attached files can be downloaded.", code="not_found")

@@ -4,7 +4,7 @@ import json
 import logging
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router, transaction
 from django.db.models import Value
@@ -22,7 +22,7 @@ GENESIS_HASH = "0" * 64
 def audit_record(
     *,
     action: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     declaration: Declaration | None = None,
     response_plan: ResponsePlan | None = None,
     details: dict[str, Any] | None = None,

@@ -8,7 +8,7 @@ import uuid
 
 from celery import current_app
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -28,7 +28,7 @@ START_TASK = "incidents.tasks.start_declaration"
 
 def declaration_create(
     *,
-    declared_by: AbstractBaseUser,
+    declared_by: User,
     response_plan: ResponsePlan,
     title: str = "",
     impact: int | None = None,
@@ -109,7 +109,7 @@ def declaration_create(
             transaction.on_commit(lambda: declaration_dispatch(declaration_id=declaration.pk))
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race: answer with its declaration.
-        existing = idempotency_key and _declaration_for_key(idempotency_key, declared_by, request_fingerprint)
+        existing = _declaration_for_key(idempotency_key, declared_by, request_fingerprint) if idempotency_key else None
         if not existing:
             raise
         return existing, False
@@ -127,7 +127,7 @@ def _declaration_for_key(key: str, declared_by, fingerprint: str) -> Declaration
 
 def declaration_validate(
     *,
-    declared_by: AbstractBaseUser,
+    declared_by: User,
     response_plan: ResponsePlan,
     title: str = "",
     impact: int | None = None,
@@ -191,9 +191,7 @@ def declaration_dispatch(*, declaration_id: int) -> bool:
     return True
 
 
-def declaration_retry(
-    *, declaration: Declaration, actor: AbstractBaseUser, ip_address: str | None = None
-) -> Declaration:
+def declaration_retry(*, declaration: Declaration, actor: User, ip_address: str | None = None) -> Declaration:
     """Queue a failed declaration again. It keeps its client token, so AWS never starts it twice."""
     with transaction.atomic():
         declaration = Declaration.objects.select_for_update(of=("self",)).get(pk=declaration.pk)

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,10 +30,10 @@ _SYNCED_FIELDS = (
 )
 
 
-def response_plans_sync(*, actor: AbstractBaseUser | None = None) -> SyncResult:
+def response_plans_sync(*, actor: User | None = None) -> SyncResult:
     """Mirror AWS's response plans: new ones arrive hidden, changed templates are updated, deleted ones flagged."""
     # Every AWS call happens before the transaction opens.
-    fetched = {}
+    fetched: dict[str, dict[str, Any]] = {}
     for summary in aws.list_response_plans():
         plan = aws.get_response_plan(summary["arn"])
         template = plan.get("incidentTemplate", {})
@@ -51,12 +51,12 @@ def response_plans_sync(*, actor: AbstractBaseUser | None = None) -> SyncResult:
     with transaction.atomic():
         existing = {plan.arn: plan for plan in ResponsePlan.objects.select_for_update()}
         for arn, values in fetched.items():
-            plan = existing.get(arn)
-            if plan is None:
-                plan = ResponsePlan.objects.create(arn=arn, synced_at=now, **values)
+            if arn not in existing:
+                created = ResponsePlan.objects.create(arn=arn, synced_at=now, **values)
                 result.created.append(arn)
-                audit_record(action="response_plan.discovered", actor=actor, response_plan=plan, details=values)
+                audit_record(action="response_plan.discovered", actor=actor, response_plan=created, details=values)
                 continue
+            plan = existing[arn]
             changes = {
                 name: {"from": getattr(plan, name), "to": value}
                 for name, value in values.items()
@@ -85,7 +85,7 @@ def response_plans_sync(*, actor: AbstractBaseUser | None = None) -> SyncResult:
 
 
 def response_plan_update(
-    *, plan: ResponsePlan, actor: AbstractBaseUser, ip_address: str | None = None, **changes
+    *, plan: ResponsePlan, actor: User | None, ip_address: str | None = None, **changes
 ) -> ResponsePlan:
     """An admin's curation of a plan (visibility, wording, order, who may use it); each change is audited.
 

@@ -83,7 +83,7 @@ def _declaration_finish(
             "aws_response": {"incidentRecordArn": result.incident_record_arn, "requestId": result.request_id},
         }
         action = "declaration.started"
-        details = {"incident_record_arn": result.incident_record_arn, "request_id": result.request_id}
+        details: dict[str, Any] = {"incident_record_arn": result.incident_record_arn, "request_id": result.request_id}
     else:
         assert error is not None
         reason = error.message
