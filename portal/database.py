@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ImproperlyConfigured
 from django.db import NotSupportedError, connections, router
 from django.db.backends.signals import connection_created
-from django.db.models import Model, QuerySet, sql
+from django.db.models import Field, Model, QuerySet, sql
 from django.db.models.query import RawQuerySet
 
 STALE_PLAN = "0A000"  # feature_not_supported: how PostgreSQL refuses a prepared statement whose result changed
@@ -190,17 +190,26 @@ def compiled_update(
     connection = connections[alias]
     quote = connection.ops.quote_name
     meta = model._meta
-    written = tuple(meta.get_field(name) for name in fields)
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in written)
+    written = [_stored_field(model, name) for name in fields]
+    assignments = ", ".join(f"{quote(column)} = %s" for _, column in written)
+    _, pk_column = _stored_field(model, meta.pk.name)
     # Names from the model's metadata, quoted by the backend; every value is a parameter.
-    statement = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    statement = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(pk_column)} = %s"  # noqa: S608
     excluded: tuple = ()
     if unless is not None:
         name, values = unless
-        column = meta.get_field(name)
-        excluded = tuple(column.get_db_prep_value(value, connection) for value in values)
-        statement += f" AND NOT ({quote(column.column)} IN ({', '.join(['%s'] * len(excluded))}))"
-    return CompiledUpdate(alias, statement, written, excluded)
+        condition, column = _stored_field(model, name)
+        excluded = tuple(condition.get_db_prep_value(value, connection) for value in values)
+        statement += f" AND NOT ({quote(column)} IN ({', '.join(['%s'] * len(excluded))}))"
+    return CompiledUpdate(alias, statement, tuple(field for field, _ in written), excluded)
+
+
+def _stored_field(model: type[Model], name: str) -> tuple[Field, str]:
+    """`model`'s field `name` and its column (a reverse relation has none: an UPDATE of the row cannot write it)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field) or field.column is None:
+        raise ValueError(f"{model._meta.label}.{name} is not a column of its table.")
+    return field, field.column
 
 
 def update(obj: Model, fields: Sequence[str], *, unless: tuple[str, Sequence] | None = None) -> bool:
