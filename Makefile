@@ -40,8 +40,10 @@ browser:
 chaos: setup services
 	CHAOS_SCALE=full $(PY) -m pytest tests/chaos -m chaos --timeout 3600
 
+## ruff, and mypy with django-stubs over portal, incidents, sandbox and bench ([tool.mypy] in pyproject.toml)
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 
 clean:
 	rm -rf .venv .uv var test-artifacts

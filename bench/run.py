@@ -62,6 +62,14 @@ def combine(runs: list[dict]) -> dict:
     }
 
 
+def csrf_token(page: str) -> str:
+    """The CSRF token a page's form carries."""
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    if match is None:
+        raise RuntimeError("The page carries no CSRF token: " + page[:200])
+    return match.group(1)
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -262,7 +270,7 @@ class Bench:
         """A real login through the login form; returns the session and CSRF cookies."""
         cookies: dict[str, str] = {}
         _, page = self.request("GET", "/accounts/login/", cookies=cookies)
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        token = csrf_token(page)
         data = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": username, "password": PASSWORD})
         status, _ = self.request("POST", "/accounts/login/", body=data, cookies=cookies)
         if status != 302 or "sessionid" not in cookies:
@@ -275,7 +283,7 @@ class Bench:
         self.manager_cookies = self.login_as(MANAGER)
         self.manager_cookie = "; ".join(f"{name}={value}" for name, value in self.manager_cookies.items())
         _, page = self.request("GET", "/declare/", cookies=cookies)
-        self.csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        self.csrf = csrf_token(page)
         self.plan_ids = re.findall(r'name="response_plan" value="(\d+)"', page)
         if len(self.plan_ids) < 200:
             raise RuntimeError(f"Expected 200 plans on the form, found {len(self.plan_ids)}.")
@@ -601,6 +609,8 @@ class Bench:
         from incidents.models import Declaration, ResponsePlan
 
         plan = ResponsePlan.objects.order_by("id").first()
+        if plan is None:
+            raise RuntimeError("No response plans to filter the history by: the seed did not run.")
         today = datetime.now(UTC).date()
         month_ago = today.replace(day=1) if today.day > 1 else today
         first = f"/declarations/?impact=1&plan={plan.pk}&date_from={month_ago.isoformat()}&date_to={today}"
@@ -647,8 +657,9 @@ class Bench:
                         status = Path(f"/proc/{pid}/status").read_text()
                     except FileNotFoundError:
                         continue
-                    rss_kb = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
-                    peak[pid] = max(peak[pid], rss_kb)
+                    rss = re.search(r"VmRSS:\s+(\d+)", status)
+                    if rss:  # a worker exiting (a zombie) has no resident memory left to report
+                        peak[pid] = max(peak[pid], int(rss.group(1)))
                 time.sleep(0.02)
 
         sampler = concurrent.futures.ThreadPoolExecutor(1).submit(sample)

@@ -338,8 +338,8 @@ class SandboxApp:
             return protocol.serialize_error(error, request_id)
         except Exception as exc:  # a sandbox bug must still look like an AWS 500, not a dropped request
             logger.error("ssm-incidents %s failed:\n%s", operation.name, traceback.format_exc())
-            error = ServiceError("InternalServerException", f"Sandbox bug: {exc!r}")
-            return protocol.serialize_error(error, request_id)
+            bug = ServiceError("InternalServerException", f"Sandbox bug: {exc!r}")
+            return protocol.serialize_error(bug, request_id)
 
     @staticmethod
     def _send(start_response, response: Response) -> list[bytes]:
@@ -399,9 +399,9 @@ class SandboxApp:
             ("POST", "/_sandbox/reset"): lambda: self._reset(body),
             ("GET", "/_sandbox/faults"): self.faults.state,
             ("POST", "/_sandbox/faults"): lambda: self.faults.configure(body),
-            ("DELETE", "/_sandbox/faults"): lambda: (self.faults.clear(), self.faults.state())[1],
+            ("DELETE", "/_sandbox/faults"): self._clear_faults,
             ("GET", "/_sandbox/calls"): lambda: {"calls": self.calls.list(query.get("operation", [None])[0])},
-            ("DELETE", "/_sandbox/calls"): lambda: (self.calls.clear(), {"calls": []})[1],
+            ("DELETE", "/_sandbox/calls"): self._clear_calls,
             ("GET", "/_sandbox/state"): self.emulator.snapshot,
         }
         if (method, path) == ("GET", "/_sandbox/health"):
@@ -427,6 +427,14 @@ class SandboxApp:
             self.reset_moto()
         return {"ok": True, "s3_reset": s3}
 
+    def _clear_faults(self) -> dict[str, Any]:
+        self.faults.clear()
+        return self.faults.state()
+
+    def _clear_calls(self) -> dict[str, Any]:
+        self.calls.clear()
+        return {"calls": []}
+
 
 def _reason(status: int) -> str:
     from http import HTTPStatus
@@ -442,7 +450,7 @@ def _reason(status: int) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _request_handler_class():
+def _request_handler_class(*, quiet: bool):
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
     class SandboxRequestHandler(MotoRequestHandler):
@@ -453,7 +461,7 @@ def _request_handler_class():
             self.close_connection = True
 
         def log_request(self, code="-", size="-"):
-            if not getattr(self.server, "quiet", False):
+            if not quiet:
                 super().log_request(code, size)
 
     return SandboxRequestHandler
@@ -477,9 +485,8 @@ class Sandbox:
         if self._server is None:
             # make_server binds and listens immediately, so the port is known (and connectable) on return.
             self._server = make_server(
-                self.host, self.port, self.app, threaded=True, request_handler=_request_handler_class()
+                self.host, self.port, self.app, threaded=True, request_handler=_request_handler_class(quiet=self.quiet)
             )
-            self._server.quiet = self.quiet  # read by the request handler
             self.port = self._server.server_port
         return self._server
 

@@ -401,7 +401,7 @@ class IncidentsEmulator:
             if token is not None:
                 resource = result.get("incidentRecordArn") or result.get("arn") or params.get("arn")
                 resource = resource or params.get("incidentRecordArn")
-                self.tokens[key] = (_fingerprint(params), copy.deepcopy(result), resource)
+                self.tokens[(operation, token)] = (_fingerprint(params), copy.deepcopy(result), resource)
             return result
 
     @staticmethod
@@ -622,7 +622,7 @@ class IncidentsEmulator:
 
     def op_update_incident_record(self, params: dict[str, Any]) -> dict[str, Any]:
         record = self._incident(params["arn"])
-        changed = {}
+        changed: dict[str, Any] = {}
         for name in ("title", "summary", "impact", "notificationTargets"):
             if name in params:
                 record[name] = params[name]

@@ -39,6 +39,31 @@ def test_production_refuses_to_start_without_allowed_hosts():
     assert "ALLOWED_HOSTS must be set" in result.stderr
 
 
+def test_production_treats_an_empty_secret_key_as_missing():
+    result = manage("check", SECRET_KEY="", ALLOWED_HOSTS="portal.example.com")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_a_secret_key_is_taken_as_written_even_when_it_begins_with_a_dollar():
+    """Django's generated keys can begin with `$`, which django-environ would otherwise read as another variable's
+    name (and print the rest of the key in its error)."""
+    secret = "$" + "k" * 20 + "-generated-looking-secret-" + "q" * 20
+    script = "from django.conf import settings; print(settings.SECRET_KEY)"
+    result = manage("shell", "-c", script, SECRET_KEY=secret, ALLOWED_HOSTS="portal.example.com", LOG_LEVEL="WARNING")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == secret
+
+
+def test_a_number_that_does_not_parse_names_its_variable():
+    result = manage("check", SECRET_KEY="z" * 60, ALLOWED_HOSTS="portal.example.com", AXES_FAILURE_LIMIT="five")
+    assert result.returncode != 0
+    assert "AXES_FAILURE_LIMIT must be a whole number, got 'five'" in result.stderr
+    result = manage("check", SECRET_KEY="z" * 60, ALLOWED_HOSTS="portal.example.com", PORTAL_SWEEP_INTERVAL="30s")
+    assert result.returncode != 0
+    assert "PORTAL_SWEEP_INTERVAL must be a number, got '30s'" in result.stderr
+
+
 def database_settings(**env) -> dict:
     script = "import json; from django.conf import settings; print(json.dumps(settings.DATABASES['default']))"
     result = manage(

@@ -5,55 +5,45 @@
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
+import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
-def env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
+class Env(environ.Env):
+    """django-environ's typed readers (env.int, env.bool, env.list…), each variable read as written: an empty one
+    counts as unset, `$NAME` is not taken for another variable's name (a generated SECRET_KEY can begin with `$`),
+    and a value that does not parse, or a required one that is missing, is reported with the variable's name."""
+
+    def get_value(
+        self, var: str, cast: Any = None, default: Any = environ.Env.NOTSET, parse_default: bool = False
+    ) -> Any:
+        value = os.environ.get(var, "")
+        if not value:
+            if default is self.NOTSET:
+                raise ImproperlyConfigured(f"{var} must be set in the environment for this configuration.")
+            if not parse_default:
+                return default
+            value = default
+        try:
+            # environ's own float reader keeps only digits, '.', ',' and '-': "1e3" would read as 13, "30s" as 30.
+            return float(value) if cast is float else self.parse_value(value, cast)
+        except ValueError as error:
+            what = {int: "a whole number", float: "a number"}.get(cast, "valid")
+            raise ImproperlyConfigured(f"{var} must be {what}, got {value!r}") from error
 
 
-def env_bool(name: str, default: bool) -> bool:
-    value = env(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+env = Env()
 
-
-def _env_number(name: str, default, kind: type, what: str):
-    value = env(name)
-    if value is None:
-        return default
-    try:
-        return kind(value)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be {what}, got {value!r}") from exc
-
-
-def env_int(name: str, default: int | None) -> int | None:
-    return _env_number(name, default, int, "a whole number")
-
-
-def env_float(name: str, default: float) -> float:
-    return _env_number(name, default, float, "a number")
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    value = env(name)
-    if value is None:
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-SECRET_KEY = env("SECRET_KEY")
-DEBUG = env_bool("DEBUG", False)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+SECRET_KEY = env.str("SECRET_KEY", default="")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", cast=str.strip, default=[])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", cast=str.strip, default=[])
 
 INSTALLED_APPS = [
     # Django's admin, opened to members of the "admins" role only (incidents/admin_site.py).
@@ -109,12 +99,12 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'portal.sqlite3'}"),
+        env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'portal.sqlite3'}"),
         # A process keeps its connection (checked before each request or task reuses it). With a lifetime, the
         # first declaration after a quiet spell opened new connections in the web and the worker process on its way
         # to AWS: ~65 ms from click to StartIncident instead of ~35 here, more with TLS to a remote database.
         # DATABASE_CONN_MAX_AGE=N closes a connection after N seconds; 0 opens one per request (behind PgBouncer).
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", None),
+        conn_max_age=env("DATABASE_CONN_MAX_AGE", cast=int, default=None),
         conn_health_checks=True,
     )
 }
@@ -130,7 +120,7 @@ POSTGRESQL_OPTIONS = {
     # DATABASE_PREPARED_STATEMENTS=0 behind a pooler in transaction mode that cannot keep them (PgBouncer < 1.21,
     # or without max_prepared_statements).
     "server_side_binding": True,
-    "prepare_threshold": 5 if env_bool("DATABASE_PREPARED_STATEMENTS", True) else None,
+    "prepare_threshold": 5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None,
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).update(POSTGRESQL_OPTIONS)
@@ -152,8 +142,8 @@ LOGIN_REDIRECT_URL = "incidents:declare"
 LOGOUT_REDIRECT_URL = "login"
 
 # Login throttling: five failures for one username from one address lock it for 15 minutes.
-AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
-AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.int("AXES_COOLOFF_MINUTES", default=15) / 60
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 
@@ -187,8 +177,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 # --- Celery -----------------------------------------------------------------------------------------
-REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 # At-least-once delivery: a crashed worker's task comes back; the task itself is idempotent.
@@ -198,8 +188,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Every countdown, backoff and time limit below stays far under this (see reliability guide).
-PORTAL_VISIBILITY_TIMEOUT = env_int("PORTAL_VISIBILITY_TIMEOUT", 3600)
-CELERY_BROKER_TRANSPORT_OPTIONS = {
+PORTAL_VISIBILITY_TIMEOUT = env.int("PORTAL_VISIBILITY_TIMEOUT", default=3600)
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
     "visibility_timeout": PORTAL_VISIBILITY_TIMEOUT,
     "socket_timeout": 2,
     "socket_connect_timeout": 1,
@@ -221,7 +211,7 @@ CELERY_TASK_ROUTES = {
     "incidents.tasks.record_worker_heartbeat": {"queue": "default"},
 }
 # How often beat mirrors AWS's response plans into the portal (seconds).
-PORTAL_PLAN_SYNC_INTERVAL = env_int("PORTAL_PLAN_SYNC_INTERVAL", 15 * 60)
+PORTAL_PLAN_SYNC_INTERVAL = env.int("PORTAL_PLAN_SYNC_INTERVAL", default=15 * 60)
 CELERY_BEAT_SCHEDULE = {
     "sync-response-plans": {
         "task": "incidents.tasks.sync_response_plans",
@@ -234,13 +224,13 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup closes every database connection before and after each task unless this is set: a new
 # PostgreSQL connection (about 6 ms here) in front of every StartIncident. Connections are reused instead, and
 # Django retires old or broken ones at each task's start (portal/celery.py), as it does for web requests.
-CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 
 # --- Cache (shared by every process: the API's rate limit counts here) --------------------------------
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": env("CACHE_REDIS_URL", REDIS_URL),
+        "LOCATION": env.str("CACHE_REDIS_URL", default=REDIS_URL),
         "KEY_PREFIX": "portal",
         # A slow cache must not stall requests: the rate limit fails open when Redis does not answer.
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
@@ -249,70 +239,71 @@ CACHES = {
 
 # --- JSON API ---------------------------------------------------------------------------------------
 # Requests per token per window: N/s, N/m, N/h or N/d.
-PORTAL_API_RATE_LIMIT = env("PORTAL_API_RATE_LIMIT", "60/m")
+PORTAL_API_RATE_LIMIT = env.str("PORTAL_API_RATE_LIMIT", default="60/m")
 # The largest valid StartIncident request is about 130 KB (100 related items, 10,000 characters of rawData).
-PORTAL_API_MAX_BODY_BYTES = env_int("PORTAL_API_MAX_BODY_BYTES", 512 * 1024)
+PORTAL_API_MAX_BODY_BYTES = env.int("PORTAL_API_MAX_BODY_BYTES", default=512 * 1024)
 
 # --- AWS --------------------------------------------------------------------------------------------
 # boto3 reads credentials and AWS_ENDPOINT_URL_SSM_INCIDENTS / AWS_ENDPOINT_URL_S3 itself; the region is
 # AWS_REGION (or botocore's own AWS_DEFAULT_REGION / profile when unset).
-AWS_REGION = env("AWS_REGION")
-PORTAL_S3_BUCKET = env("PORTAL_S3_BUCKET", "incident-portal-attachments")
-PORTAL_TRIGGER_SOURCE = env("PORTAL_TRIGGER_SOURCE", "com.example.incident-portal")
+AWS_REGION = env("AWS_REGION", default=None)
+PORTAL_S3_BUCKET = env.str("PORTAL_S3_BUCKET", default="incident-portal-attachments")
+PORTAL_TRIGGER_SOURCE = env.str("PORTAL_TRIGGER_SOURCE", default="com.example.incident-portal")
 # Absolute base of links written into AWS (the declaration's URL in triggerDetails.rawData).
-PORTAL_BASE_URL = env("PORTAL_BASE_URL", "http://127.0.0.1:8000")
-AWS_CONNECT_TIMEOUT = env_int("AWS_CONNECT_TIMEOUT", 3)
-AWS_READ_TIMEOUT = env_int("AWS_READ_TIMEOUT", 10)
-AWS_MAX_ATTEMPTS = env_int("AWS_MAX_ATTEMPTS", 3)
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+AWS_CONNECT_TIMEOUT = env.int("AWS_CONNECT_TIMEOUT", default=3)
+AWS_READ_TIMEOUT = env.int("AWS_READ_TIMEOUT", default=10)
+AWS_MAX_ATTEMPTS = env.int("AWS_MAX_ATTEMPTS", default=3)
 # Celery-level retries of a declaration after botocore's own attempts ran out.
-PORTAL_START_MAX_RETRIES = env_int("PORTAL_START_MAX_RETRIES", 5)
-PORTAL_START_RETRY_BACKOFF_MAX = env_int("PORTAL_START_RETRY_BACKOFF_MAX", 60)
+PORTAL_START_MAX_RETRIES = env.int("PORTAL_START_MAX_RETRIES", default=5)
+PORTAL_START_RETRY_BACKOFF_MAX = env.int("PORTAL_START_RETRY_BACKOFF_MAX", default=60)
 
 # `make bench` only: serve a bare view to measure every figure against.
-PORTAL_BENCH_VIEWS = env_bool("PORTAL_BENCH_VIEWS", False)
+PORTAL_BENCH_VIEWS = env.bool("PORTAL_BENCH_VIEWS", default=False)
 
 # --- History, export and attachments ----------------------------------------------------------------
-PORTAL_HISTORY_PAGE_SIZE = env_int("PORTAL_HISTORY_PAGE_SIZE", 50)
+PORTAL_HISTORY_PAGE_SIZE = env.int("PORTAL_HISTORY_PAGE_SIZE", default=50)
 # Rows fetched per round trip by the streamed CSV export (server-side cursor on PostgreSQL).
-PORTAL_EXPORT_CHUNK_SIZE = env_int("PORTAL_EXPORT_CHUNK_SIZE", 2000)
+PORTAL_EXPORT_CHUNK_SIZE = env.int("PORTAL_EXPORT_CHUNK_SIZE", default=2000)
 # Presigned attachment links live at most five minutes; they are made on each click, never embedded.
-PORTAL_DOWNLOAD_URL_SECONDS = min(env_int("PORTAL_DOWNLOAD_URL_SECONDS", 300), 300)
+PORTAL_DOWNLOAD_URL_SECONDS = min(env.int("PORTAL_DOWNLOAD_URL_SECONDS", default=300), 300)
 
 # --- Reliability: outbox sweeper, global rate limit, heartbeat ---------------------------------
 # The sweeper re-dispatches declarations whose message may be lost. Both thresholds stay far below the visibility
 # timeout, so the sweeper (not Redis's slow redelivery) is what rescues work; "starting" must outlast one attempt
 # (task time limit plus the longest backoff), or the sweeper would re-send work that is still running.
-PORTAL_SWEEP_INTERVAL = env_float("PORTAL_SWEEP_INTERVAL", 30)
-PORTAL_SWEEP_QUEUED_AFTER = env_float("PORTAL_SWEEP_QUEUED_AFTER", 60)
-PORTAL_SWEEP_STARTING_AFTER = env_float("PORTAL_SWEEP_STARTING_AFTER", 600)
-PORTAL_SWEEP_BATCH = env_int("PORTAL_SWEEP_BATCH", 200)
+PORTAL_SWEEP_INTERVAL = env.float("PORTAL_SWEEP_INTERVAL", default=30)
+PORTAL_SWEEP_QUEUED_AFTER = env.float("PORTAL_SWEEP_QUEUED_AFTER", default=60)
+PORTAL_SWEEP_STARTING_AFTER = env.float("PORTAL_SWEEP_STARTING_AFTER", default=600)
+PORTAL_SWEEP_BATCH = env.int("PORTAL_SWEEP_BATCH", default=200)
 if max(PORTAL_SWEEP_QUEUED_AFTER, PORTAL_SWEEP_STARTING_AFTER) >= PORTAL_VISIBILITY_TIMEOUT:
     raise ImproperlyConfigured("PORTAL_SWEEP_*_AFTER must stay below PORTAL_VISIBILITY_TIMEOUT.")
 # StartIncident calls per second across every worker (AWS's quota is per account, Celery's rate_limit per worker).
-PORTAL_RATE_LIMIT_REDIS_URL = env("PORTAL_RATE_LIMIT_REDIS_URL", CELERY_BROKER_URL)
-PORTAL_START_RATE_LIMIT_PER_SECOND = env_float("PORTAL_START_RATE_LIMIT_PER_SECOND", 5)
-PORTAL_START_RATE_LIMIT_BURST = env_int("PORTAL_START_RATE_LIMIT_BURST", 5)
+PORTAL_RATE_LIMIT_REDIS_URL = env.str("PORTAL_RATE_LIMIT_REDIS_URL", default=CELERY_BROKER_URL)
+PORTAL_START_RATE_LIMIT_PER_SECOND = env.float("PORTAL_START_RATE_LIMIT_PER_SECOND", default=5)
+PORTAL_START_RATE_LIMIT_BURST = env.int("PORTAL_START_RATE_LIMIT_BURST", default=5)
 # A worker waits at most this long for a slot, then retries the task later instead of hogging its process.
-PORTAL_START_RATE_LIMIT_MAX_WAIT = env_float("PORTAL_START_RATE_LIMIT_MAX_WAIT", 20)
-PORTAL_ATTACH_MAX_RETRIES = env_int("PORTAL_ATTACH_MAX_RETRIES", 5)
+PORTAL_START_RATE_LIMIT_MAX_WAIT = env.float("PORTAL_START_RATE_LIMIT_MAX_WAIT", default=20)
+PORTAL_ATTACH_MAX_RETRIES = env.int("PORTAL_ATTACH_MAX_RETRIES", default=5)
 # Workers write a heartbeat to Redis; /healthz reports them down when it is older than the max age.
-PORTAL_HEARTBEAT_INTERVAL = env_float("PORTAL_HEARTBEAT_INTERVAL", 15)
-PORTAL_HEARTBEAT_MAX_AGE = env_float("PORTAL_HEARTBEAT_MAX_AGE", 60)
-PORTAL_HEALTH_TIMEOUT = env_float("PORTAL_HEALTH_TIMEOUT", 2)
+PORTAL_HEARTBEAT_INTERVAL = env.float("PORTAL_HEARTBEAT_INTERVAL", default=15)
+PORTAL_HEARTBEAT_MAX_AGE = env.float("PORTAL_HEARTBEAT_MAX_AGE", default=60)
+PORTAL_HEALTH_TIMEOUT = env.float("PORTAL_HEALTH_TIMEOUT", default=2)
 CELERY_BEAT_SCHEDULE |= {
     "sweep-declarations": {"task": "incidents.tasks.sweep_declarations", "schedule": PORTAL_SWEEP_INTERVAL},
     "worker-heartbeat": {"task": "incidents.tasks.record_worker_heartbeat", "schedule": PORTAL_HEARTBEAT_INTERVAL},
 }
 
 # --- Uploads ----------------------------------------------------------------------------------------
-PORTAL_MAX_FILE_BYTES = env_int("PORTAL_MAX_FILE_BYTES", 10 * 1024 * 1024)
-PORTAL_MAX_FILES = env_int("PORTAL_MAX_FILES", 10)
-PORTAL_ALLOWED_FILE_EXTENSIONS = env_list(
+PORTAL_MAX_FILE_BYTES = env.int("PORTAL_MAX_FILE_BYTES", default=10 * 1024 * 1024)
+PORTAL_MAX_FILES = env.int("PORTAL_MAX_FILES", default=10)
+PORTAL_ALLOWED_FILE_EXTENSIONS = env.list(
     "PORTAL_ALLOWED_FILE_EXTENSIONS",
-    ["txt", "log", "json", "csv", "pdf", "png", "jpg", "jpeg", "gif", "har", "yaml", "yml", "zip", "gz"],
+    cast=str.strip,
+    default=["txt", "log", "json", "csv", "pdf", "png", "jpg", "jpeg", "gif", "har", "yaml", "yml", "zip", "gz"],
 )
 # The declare page warns about declarations of the same plan made within this many minutes.
-PORTAL_DUPLICATE_WINDOW_MINUTES = env_int("PORTAL_DUPLICATE_WINDOW_MINUTES", 60)
+PORTAL_DUPLICATE_WINDOW_MINUTES = env.int("PORTAL_DUPLICATE_WINDOW_MINUTES", default=60)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
@@ -320,8 +311,8 @@ DATA_UPLOAD_MAX_NUMBER_FILES = PORTAL_MAX_FILES + 5
 
 # One JSON object per line (declaration id, client token, state, attempt…), for log search; LOG_FORMAT=plain for
 # people reading a terminal.
-LOG_FORMAT = env("LOG_FORMAT", "json")
-LOGGING = {
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
@@ -329,15 +320,9 @@ LOGGING = {
         "json": {"()": "portal.logging.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
     },
 }
-
-
-def require(name: str, value):
-    if not value:
-        raise ImproperlyConfigured(f"{name} must be set in the environment for this configuration.")
-    return value

@@ -1,13 +1,13 @@
 """`make run`: one machine, SQLite by default, the sandbox standing in for AWS."""
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, env, env_bool
+from .base import BASE_DIR, env
 
-DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = env("SECRET_KEY", "local-only-not-secret-" + str(BASE_DIR))
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = env.str("SECRET_KEY", default="local-only-not-secret-" + str(BASE_DIR))
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 PORTAL_LOCAL_MODE = True
-LOGGING["handlers"]["console"]["formatter"] = env("LOG_FORMAT", "plain")  # noqa: F405
+LOGGING["handlers"]["console"]["formatter"] = env.str("LOG_FORMAT", default="plain")  # noqa: F405
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     (BASE_DIR / "var").mkdir(exist_ok=True)
@@ -16,7 +16,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
 
-if env_bool("PORTAL_EMBEDDED_BROKER", False):
+if env.bool("PORTAL_EMBEDDED_BROKER", default=False):
     # No Redis answered: queue through files on disk so that one machine still works end to end.
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {

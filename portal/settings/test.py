@@ -3,23 +3,25 @@
 import dj_database_url
 
 from .base import *  # noqa: F403
-from .base import POSTGRESQL_OPTIONS, env, env_int
+from .base import POSTGRESQL_OPTIONS, env
 
 SECRET_KEY = "test-only-not-secret"  # noqa: S105
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
-DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"))}
+DATABASES = {
+    "default": dj_database_url.parse(env.str("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/test"))
+}
 # As production talks to PostgreSQL (server-side binding and prepared statements change what SQL is accepted),
 # keeping what the URL itself sets (the test worker's short deadlock_timeout: tests/conftest.py).
 DATABASES["default"].setdefault("OPTIONS", {}).update(POSTGRESQL_OPTIONS)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
 # The cache shares the test run's own Redis database (CACHE_REDIS_URL to move it), never the developer's.
-CACHES["default"]["LOCATION"] = env("CACHE_REDIS_URL", CELERY_BROKER_URL)  # noqa: F405
+CACHES["default"]["LOCATION"] = env.str("CACHE_REDIS_URL", default=CELERY_BROKER_URL)  # noqa: F405
 CACHES["default"]["KEY_PREFIX"] = "portal-test"  # noqa: F405
 PORTAL_LOCAL_MODE = False
 PORTAL_START_RETRY_BACKOFF_MAX = 1
-PORTAL_START_MAX_RETRIES = env_int("PORTAL_START_MAX_RETRIES", 2)
-PORTAL_RATE_LIMIT_REDIS_URL = env("PORTAL_RATE_LIMIT_REDIS_URL", CELERY_BROKER_URL)
+PORTAL_START_MAX_RETRIES = env.int("PORTAL_START_MAX_RETRIES", default=2)
+PORTAL_RATE_LIMIT_REDIS_URL = env.str("PORTAL_RATE_LIMIT_REDIS_URL", default=CELERY_BROKER_URL)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
