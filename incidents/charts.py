@@ -70,7 +70,7 @@ def columns_over_time(
     label_every = max(1, math.ceil(len(periods) / 10))
     for index, period in enumerate(periods):
         x = left + index * slot + (slot - bar_width) / 2
-        y = bottom
+        y: float = bottom
         name = f"{period:%d %b %Y}" if bucket == "day" else f"week of {period:%d %b %Y}"
         for impact in IMPACTS:
             count = counts[period].get(impact, 0)
@@ -95,7 +95,7 @@ def bars_per_plan(rows: list[tuple[str, dict[int, int], int]], *, width: int = 7
     scale = (right - left) / max((total for _, _, total in rows), default=1)
     for index, (label, impacts, total) in enumerate(rows):
         y = top + index * row_height
-        x = left
+        x: float = left
         for impact in IMPACTS:
             count = impacts.get(impact, 0)
             if not count:

@@ -202,7 +202,7 @@ def validate_upload(upload) -> None:
         raise ValidationError(MESSAGES["file_disguised"].format(name=name, extension=disguise))
 
 
-def human_size(size: int) -> str:
+def human_size(size: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if size < 1024 or unit == "GB":
             return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}".replace(".0 ", " ")
@@ -210,9 +210,10 @@ def human_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _javascript_pattern(pattern: re.Pattern) -> str:
+def _javascript_pattern(pattern: re.Pattern[str] | str) -> str:
     # Python's end-of-string anchor \Z is JavaScript's $ (without the multiline flag); the rest is shared syntax.
-    return pattern.pattern.replace(r"\Z", "$")
+    text = pattern if isinstance(pattern, str) else pattern.pattern
+    return text.replace(r"\Z", "$")
 
 
 def client_rules() -> dict[str, Any]:

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import uuid
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -53,12 +54,14 @@ class DeclarationForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["response_plan"].queryset = response_plans_available_to(user=user)
+        plans = cast(forms.ModelChoiceField, self.fields["response_plan"])
+        plans.queryset = response_plans_available_to(user=user)
         if not self.is_bound:
             self.initial.setdefault("idempotency_key", uuid.uuid4().hex)
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         plan = cleaned.get("response_plan")
         if plan:
             # The plan's own value is not an overwrite: leave it to the plan, as if the field were empty.
@@ -88,8 +91,9 @@ class RelatedItemForm(forms.Form):
         error_messages={"max_length": TITLE_TOO_LONG},
     )
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         kind = cleaned.get("kind")
         if kind is None:
             return cleaned

@@ -1,5 +1,7 @@
 """The history's filters and the summary's period, read from the URL."""
 
+from typing import Any, cast
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -57,7 +59,8 @@ class HistoryFilterForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # One query: the same list checks the chosen plan and renders the options.
-        self.fields["plan"].choices = [("", "Any response plan"), *response_plan_choices()]
+        plans = cast(forms.TypedChoiceField, self.fields["plan"])
+        plans.choices = [("", "Any response plan"), *response_plan_choices()]
 
     def clean_q(self) -> str:
         search = self.cleaned_data["q"]
@@ -65,8 +68,9 @@ class HistoryFilterForm(forms.Form):
             raise ValidationError(f"Search for at least {SEARCH_MIN_LENGTH} characters of the title.")
         return search
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         start, end = cleaned.get("date_from"), cleaned.get("date_to")
         if start and end and start > end:
             self.add_error("date_to", "The end date is before the start date.")
@@ -94,8 +98,9 @@ class SummaryRangeForm(forms.Form):
 
     MAX_DAYS = 366 * 2
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         start, end = cleaned.get("date_from"), cleaned.get("date_to") or timezone.localdate()
         if start:
             if start > end:

@@ -1,6 +1,7 @@
 """Writes response plans: the mirror of AWS's plans, and what admins decide about each one."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -35,11 +36,11 @@ def response_plans_sync(*, actor: User | None = None) -> SyncResult:
     # Every AWS call happens before the transaction opens.
     fetched: dict[str, dict[str, Any]] = {}
     for summary in aws.list_response_plans():
-        plan = aws.get_response_plan(summary["arn"])
-        template = plan.get("incidentTemplate", {})
+        described = aws.get_response_plan(summary["arn"])
+        template = described.get("incidentTemplate", {})
         fetched[summary["arn"]] = {
-            "name": plan.get("name", summary.get("name", "")),
-            "aws_display_name": plan.get("displayName", summary.get("displayName", "")) or "",
+            "name": described.get("name", summary.get("name", "")),
+            "aws_display_name": described.get("displayName", summary.get("displayName", "")) or "",
             "template_title": template.get("title", ""),
             "template_impact": template.get("impact", 3),
             "template_summary": template.get("summary", "") or "",

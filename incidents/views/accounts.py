@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from .. import roles
 from ..errors import PortalError
 from ..forms.accounts import ApiTokenForm, UserCreateForm, UserUpdateForm
-from ..http import client_ip
+from ..http import PortalRequest, client_ip
 from ..selectors.accounts import api_token_get_for, api_tokens_of, users_for_administration
 from ..selectors.accounts import api_tokens_all as all_api_tokens
 from ..services.accounts import user_create as create_user
@@ -24,14 +24,14 @@ from .access import admin_required, declarer_required
 
 @require_http_methods(["GET"])
 @admin_required
-def user_list(request: HttpRequest) -> HttpResponse:
+def user_list(request: PortalRequest) -> HttpResponse:
     page = Paginator(users_for_administration(), 100).get_page(request.GET.get("page"))
     return render(request, "incidents/user_list.html", {"page": page, "roles": roles.ALL})
 
 
 @require_http_methods(["GET", "POST"])
 @admin_required
-def user_create(request: HttpRequest) -> HttpResponse:
+def user_create(request: PortalRequest) -> HttpResponse:
     form = UserCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -54,7 +54,7 @@ def user_create(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @admin_required
-def user_edit(request: HttpRequest, user_id: int) -> HttpResponse:
+def user_edit(request: PortalRequest, user_id: int) -> HttpResponse:
     subject = get_object_or_404(get_user_model(), pk=user_id)
     current = [name for name in subject.groups.values_list("name", flat=True) if name in roles.ALL]
     form = UserUpdateForm(request.POST or None, initial={"roles": current, "is_active": subject.is_active})
@@ -78,7 +78,7 @@ def user_edit(request: HttpRequest, user_id: int) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 @declarer_required
-def api_tokens(request: HttpRequest) -> HttpResponse:
+def api_tokens(request: PortalRequest) -> HttpResponse:
     """The person's own tokens; a new token's secret appears in this one response and never again."""
     created_secret = None
     form = ApiTokenForm(request.POST or None)
@@ -107,14 +107,14 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
     )
 
 
-def api_tokens_all(request: HttpRequest) -> HttpResponse:
+def api_tokens_all(request: PortalRequest) -> HttpResponse:
     if not roles.is_admin(request.user):
         raise PermissionDenied("Only admins can see everyone's API tokens.")
     return render(request, "incidents/api_tokens_all.html", {"tokens": all_api_tokens()})
 
 
 @require_POST
-def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+def api_token_revoke(request: PortalRequest, token_id: int) -> HttpResponse:
     token = api_token_get_for(user=request.user, token_id=token_id)
     if token is None:
         raise Http404("No API token with that number is yours to revoke.")

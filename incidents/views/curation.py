@@ -2,14 +2,14 @@
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ..aws.client import AwsError
 from ..errors import PortalError
 from ..forms.curation import ResponsePlanCurationForm
-from ..http import client_ip
+from ..http import PortalRequest, client_ip
 from ..models import ResponsePlan
 from ..selectors.audit import response_plan_audit_trail
 from ..selectors.plans import response_plans_for_curation
@@ -19,7 +19,7 @@ from .access import admin_required
 
 @require_http_methods(["GET"])
 @admin_required
-def response_plan_list(request: HttpRequest) -> HttpResponse:
+def response_plan_list(request: PortalRequest) -> HttpResponse:
     return render(
         request,
         "incidents/plan_list.html",
@@ -40,7 +40,7 @@ def _duration(seconds: int) -> str:
 
 @require_POST
 @admin_required
-def response_plan_sync(request: HttpRequest) -> HttpResponse:
+def response_plan_sync(request: PortalRequest) -> HttpResponse:
     try:
         result = response_plans_sync(actor=request.user)
     except AwsError as exc:
@@ -56,7 +56,7 @@ def response_plan_sync(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @admin_required
-def response_plan_edit(request: HttpRequest, plan_id: int) -> HttpResponse:
+def response_plan_edit(request: PortalRequest, plan_id: int) -> HttpResponse:
     plan = get_object_or_404(ResponsePlan, pk=plan_id)
     if request.method == "POST":
         form = ResponsePlanCurationForm(request.POST, plan=plan)

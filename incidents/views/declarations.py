@@ -5,14 +5,14 @@ import json
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import roles
 from ..aws.client import AwsError
 from ..errors import PortalError
-from ..http import client_ip, htmx_target
+from ..http import PortalRequest, client_ip, htmx_target
 from ..models import IMPACT_DESCRIPTIONS, AttachmentState, Declaration, Impact, RelatedItem
 from ..selectors.audit import declaration_audit_trail
 from ..selectors.declarations import declaration_get_for
@@ -24,7 +24,7 @@ AWS_CONSOLE_URL = "https://console.aws.amazon.com/systems-manager/incidents/home
 
 
 @declarer_required
-def declaration_detail(request: HttpRequest, declaration_id: int) -> HttpResponse:
+def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpResponse:
     declaration = declaration_get_for(user=request.user, declaration_id=declaration_id)
     if declaration is None:
         raise Http404("No declaration with that number is visible to you.")
@@ -61,7 +61,7 @@ def _state_steps(declaration: Declaration) -> list[dict]:
     State = Declaration.State
     last = ("Failed", "failed") if declaration.state == State.FAILED else ("Started", "started")
     names = [("Queued", State.QUEUED), ("Starting", State.STARTING), last]
-    position = {State.QUEUED: 0, State.STARTING: 1, State.STARTED: 2, State.FAILED: 2}[declaration.state]
+    position = {State.QUEUED: 0, State.STARTING: 1, State.STARTED: 2, State.FAILED: 2}[State(declaration.state)]
     steps = []
     for index, (label, key) in enumerate(names):
         if index < position or (index == position and declaration.state == State.STARTED):
@@ -76,7 +76,7 @@ def _state_steps(declaration: Declaration) -> list[dict]:
 
 @require_POST
 @declarer_required
-def declaration_retry(request: HttpRequest, declaration_id: int) -> HttpResponse:
+def declaration_retry(request: PortalRequest, declaration_id: int) -> HttpResponse:
     declaration = declaration_get_for(user=request.user, declaration_id=declaration_id)
     if declaration is None:
         raise Http404("No declaration with that number is visible to you.")
@@ -97,7 +97,7 @@ def _pretty_json(value) -> str:
 
 @require_http_methods(["GET"])
 @declarer_required
-def related_item_download(request: HttpRequest, declaration_id: int, item_id: int) -> HttpResponse:
+def related_item_download(request: PortalRequest, declaration_id: int, item_id: int) -> HttpResponse:
     """Checks who is asking, then redirects to a presigned S3 link that expires within minutes."""
     declaration = declaration_get_for(user=request.user, declaration_id=declaration_id)
     if declaration is None:

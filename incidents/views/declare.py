@@ -2,11 +2,13 @@
 (`declare.html#fragment`); every fragment has a plain-HTML path too, so the page works without JavaScript."""
 
 import json
+from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
@@ -21,8 +23,8 @@ from ..forms.declare import (
     declaration_fingerprint,
     declaration_initial_from_query,
 )
-from ..http import client_ip, htmx_target
-from ..models import IMPACT_DESCRIPTIONS, Impact, RelatedItem, ResponsePlan
+from ..http import PortalRequest, client_ip, htmx_target
+from ..models import IMPACT_DESCRIPTIONS, Declaration, Impact, RelatedItem, ResponsePlan
 from ..selectors.declarations import (
     ASSIGNED_ON_SUBMIT,
     PreviewItem,
@@ -38,13 +40,13 @@ from .access import declarer_required
 ACTION_DECLARE, ACTION_ADD_ROW, ACTION_PREVIEW = "declare", "add-row", "preview"
 
 
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: PortalRequest) -> HttpResponse:
     return redirect("incidents:declare")
 
 
 @require_http_methods(["GET", "POST"])
 @declarer_required
-def declare(request: HttpRequest) -> HttpResponse:
+def declare(request: PortalRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
     prefill_notes: list[str] = []
     show_errors = False
@@ -84,7 +86,7 @@ def declare(request: HttpRequest) -> HttpResponse:
         "preview_open": action == ACTION_PREVIEW,
         "prefill_notes": prefill_notes,
         "query": query,
-        "plans": response_plans_search(user=request.user, query=query, keep_pk=plan and plan.pk),
+        "plans": response_plans_search(user=request.user, query=query, keep_pk=plan.pk if plan else None),
         "plan": plan,
         **_plan_context(request, plan),
         **_value_sources(form, plan),
@@ -109,7 +111,7 @@ def declare(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _declare(request: HttpRequest, form: DeclarationForm, formset) -> HttpResponse | None:
+def _declare(request: PortalRequest, form: DeclarationForm, formset) -> HttpResponse | None:
     data = form.cleaned_data
     try:
         declaration, _created = declaration_create(
@@ -152,7 +154,21 @@ def _chosen_plan(form: DeclarationForm) -> ResponsePlan | None:
         return None
 
 
-def _plan_context(request: HttpRequest, plan: ResponsePlan | None) -> dict:
+@dataclass(frozen=True)
+class RecentDeclaration:
+    """A declaration of the chosen plan made a moment ago, as the duplicate warning shows it."""
+
+    declaration: Declaration
+    may_open: bool  # only declarations the person may open are linked
+    age: str
+
+
+def _age(elapsed: timedelta) -> str:
+    minutes = int(elapsed.total_seconds() // 60)
+    return "just now" if minutes < 1 else f"{minutes} minute{pluralize(minutes)} ago"
+
+
+def _plan_context(request: PortalRequest, plan: ResponsePlan | None) -> dict:
     if plan is None:
         return {"recent_declarations": [], "duplicate_window": settings.PORTAL_DUPLICATE_WINDOW_MINUTES}
     recent = list(declarations_recent_for_plan(response_plan=plan)[:10])
@@ -162,12 +178,15 @@ def _plan_context(request: HttpRequest, plan: ResponsePlan | None) -> dict:
         .values_list("pk", flat=True)
     )
     now = timezone.now()
-    for declaration in recent:
-        declaration.viewer_may_open = declaration.pk in openable
-        minutes = int((now - declaration.created_at).total_seconds() // 60)
-        declaration.age = "just now" if minutes < 1 else f"{minutes} minute{pluralize(minutes)} ago"
     return {
-        "recent_declarations": recent,
+        "recent_declarations": [
+            RecentDeclaration(
+                declaration=declaration,
+                may_open=declaration.pk in openable,
+                age=_age(now - declaration.created_at),
+            )
+            for declaration in recent
+        ],
         "duplicate_window": settings.PORTAL_DUPLICATE_WINDOW_MINUTES,
         "plan_impact_description": IMPACT_DESCRIPTIONS[plan.template_impact],
     }
@@ -185,7 +204,7 @@ def _value_sources(form: DeclarationForm, plan: ResponsePlan | None) -> dict:
     return {"title_source": title_source, "impact_source": impact_source, "chosen_impact": impact}
 
 
-def _preview_context(request: HttpRequest, form: DeclarationForm, formset, plan: ResponsePlan | None) -> dict:
+def _preview_context(request: PortalRequest, form: DeclarationForm, formset, plan: ResponsePlan | None) -> dict:
     """The StartIncident request this form would make now, built by the selector the worker uses."""
     if plan is None:
         return {"preview": None, "preview_left_out": 0}

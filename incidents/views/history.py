@@ -4,13 +4,14 @@ import dataclasses
 from datetime import timedelta
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from .. import charts, roles
 from ..forms.history import SORT_CHOICES, HistoryFilterForm, SummaryRangeForm
+from ..http import PortalRequest
 from ..models import Impact
 from ..selectors.history import DEFAULT_SORT, declarations_export_csv, declarations_page
 from ..selectors.summary import declarations_summary
@@ -19,7 +20,7 @@ from .access import declarer_required, manager_required
 
 @require_http_methods(["GET"])
 @declarer_required
-def declaration_list(request: HttpRequest) -> HttpResponse:
+def declaration_list(request: PortalRequest) -> HttpResponse:
     is_manager = roles.is_manager(request.user)
     form = HistoryFilterForm(request.GET)
     page = None
@@ -58,11 +59,14 @@ def declaration_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET"])
 @manager_required
-def declaration_export(request: HttpRequest) -> HttpResponse:
+def declaration_export(request: PortalRequest) -> HttpResponse | StreamingHttpResponse:
     """The filtered history as CSV, streamed as the database writes it: constant memory."""
     form = HistoryFilterForm(request.GET)
     if not form.is_valid():
-        errors = "; ".join(f"{form.fields[name].label or name}: {' '.join(e)}" for name, e in form.errors.items())
+        errors = "; ".join(
+            f"{form.fields[name].label or name}: {' '.join(map(str, messages))}"
+            for name, messages in form.errors.items()
+        )
         return HttpResponse(f"Fix the filters first. {errors}", status=400, content_type="text/plain")
     lines = declarations_export_csv(
         user=request.user, filters=form.filters(), chunk_size=settings.PORTAL_EXPORT_CHUNK_SIZE
@@ -75,7 +79,7 @@ def declaration_export(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET"])
 @manager_required
-def declaration_summary(request: HttpRequest) -> HttpResponse:
+def declaration_summary(request: PortalRequest) -> HttpResponse:
     today = timezone.localdate()
     start, end = today - timedelta(days=29), today
     # The default period (the last 30 days) is shown in the form too, so that it can be adjusted.
