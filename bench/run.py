@@ -4,7 +4,11 @@ Everything runs on this machine: PostgreSQL (a throw-away database), Redis (its 
 sandbox, gunicorn with production settings and a Celery worker. Load comes from wrk (C, so the load generator takes
 little CPU from the server). Each latency and throughput figure is measured in the same run as a bare Django view
 served by the same server — declarations and the bare view in alternating rounds — so the ratios hold on a noisy
-machine. `--quick` for a smoke run, `--only declare,form` (any of declare, click-to-call, form, history) for a part.
+machine. The declare POST is also measured open loop: requests sent at a fixed arrival rate whatever the answers,
+each one's latency counted from the moment it was due to be sent (so a stalled server cannot hide its stall by
+slowing the load down). `--quick` for a smoke run, `--only open-loop,form` (any of declare, open-loop,
+click-to-call, form, history) for a part. The bench reads the app only through `incidents.models`, Django's public
+API and `manage.py` commands, so that it measures the same things before and after the code behind them changes.
 """
 
 import argparse
@@ -12,7 +16,6 @@ import concurrent.futures
 import http.client
 import json
 import os
-import random
 import re
 import secrets
 import shutil
@@ -34,12 +37,15 @@ VAR = ROOT / "var" / "bench"
 PYTHON = sys.executable
 DB_NAME = os.environ.get("BENCH_DB", "portal_bench")
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+# Redis database 9: the test suites use 11–15 (15 by default), `make run` uses 0.
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 USERNAME, MANAGER, PASSWORD = "bench.support", "bench.manager", secrets.token_urlsafe(16)
 LINK = "https://status.example.com/incidents/bench"
 # Enough declarations after a restart to reach every new process: 5 gunicorn workers and 2 worker children.
 FIRST_AFTER_RESTART = 10
 RESOURCE_ARN = "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"
+# The groups a migration creates for the portal's roles (by name, so the bench does not import the app's code).
+SUPPORT_GROUP, MANAGER_GROUP = "support staff", "managers"
 
 
 def free_port() -> int:
@@ -78,6 +84,14 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
+def load_average() -> str:
+    return "/".join(f"{load:.2f}" for load in os.getloadavg())
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
 def declare_figures(figures: dict, ratio: float) -> str:
     """A declare-POST row's figures: throughput against the bare view, latency, and declarations not stored."""
     return (
@@ -92,16 +106,22 @@ class Row:
     figures: str
     target: str = ""
     verdict: str = ""
+    # The machine's 1/5/15-minute load averages when the measure ended: other work on the machine moves the figures.
+    load: str = field(default_factory=load_average)
 
 
 @dataclass
 class Bench:
     quick: bool
     scales: list[int]
+    open_loop_rate: float = 30
+    open_loop_seconds: int = 30
     rows: list[Row] = field(default_factory=list)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     logs: set[str] = field(default_factory=set)
     worker_started: bool = False
+    began: datetime = field(default_factory=lambda: datetime.now(UTC))
+    load_at_start: str = field(default_factory=load_average)
 
     # --- set-up -----------------------------------------------------------------------------------------
 
@@ -116,6 +136,8 @@ class Bench:
             "DATABASE_URL": f"{PG}/{DB_NAME}",
             "REDIS_URL": REDIS_URL,
             "CELERY_BROKER_URL": REDIS_URL,
+            "CACHE_REDIS_URL": REDIS_URL,
+            "PORTAL_RATE_LIMIT_REDIS_URL": REDIS_URL,
             "AWS_ENDPOINT_URL_SSM_INCIDENTS": self.sandbox_url,
             "AWS_ENDPOINT_URL_S3": self.sandbox_url,
             "AWS_ACCESS_KEY_ID": "bench",
@@ -155,7 +177,18 @@ class Bench:
         from sandbox import demo
 
         demo.seed_bulk_plans(self.sandbox_url, 195)
-        self.manage("shell", "-c", SETUP_PORTAL.format(username=USERNAME, manager=MANAGER, password=PASSWORD))
+        self.manage("sync_response_plans")
+        self.manage(
+            "shell",
+            "-c",
+            SETUP_PORTAL.format(
+                username=USERNAME,
+                manager=MANAGER,
+                password=PASSWORD,
+                support_group=SUPPORT_GROUP,
+                manager_group=MANAGER_GROUP,
+            ),
+        )
 
         self.step("gunicorn")
         self.start_web()
@@ -193,7 +226,7 @@ class Bench:
         )
 
     def step(self, what: str) -> None:
-        print(f"[bench {datetime.now(UTC):%H:%M:%S}] {what}", flush=True)
+        print(f"[bench {datetime.now(UTC):%H:%M:%S}, load {load_average()}] {what}", flush=True)
 
     def manage(self, *args: str) -> None:
         subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
@@ -211,12 +244,15 @@ class Bench:
         self.worker_started = False
         self.start_web()
         self.start_worker()
-        from portal.celery import app
+        self.wait_for_worker()
+
+    def wait_for_worker(self) -> None:
+        from celery import current_app
 
         deadline = time.monotonic() + 60
-        while not app.control.ping(timeout=0.5):
+        while not current_app.control.ping(timeout=0.5):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"The restarted worker did not answer; see {VAR}/worker.log")
+                raise RuntimeError(f"The worker did not answer; see {VAR}/worker.log")
 
     def wait_for(self, url: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -295,7 +331,7 @@ class Bench:
             [
                 "wrk",
                 "-t",
-                "2",
+                str(min(2, connections)),
                 "-c",
                 str(connections),
                 "-d",
@@ -367,34 +403,6 @@ class Bench:
         figures["non_2xx_3xx"] += max(0, figures["requests"] - (Declaration.objects.count() - before))
         return figures
 
-    def paced_declarations(self, seconds: int, *, clients: int, rate: float) -> dict:
-        """`clients` people declaring at random moments, `rate` declarations/s between them. Each opens its
-        connection when its request is ready, as the proxy in front of production does (wrk connects first and
-        then waits, which would hold a sync worker idle for the whole pause)."""
-        deadline = time.monotonic() + seconds
-        latencies: list[float] = []
-        statuses: list[int] = []  # list.append is atomic across threads; `errors += 1` would not be
-
-        def client() -> None:
-            while (pause := random.uniform(0, 2 * clients / rate)) < deadline - time.monotonic():  # noqa: S311
-                time.sleep(pause)
-                body = self.declare_body(secrets.token_hex(16), self.plan_ids[0])
-                started = time.perf_counter()
-                status, _ = self.request("POST", "/declare/", body=body, cookies=dict(self.cookies))
-                latencies.append((time.perf_counter() - started) * 1e6)
-                statuses.append(status)
-
-        began = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-            for future in [pool.submit(client) for _ in range(clients)]:
-                future.result()
-        return {
-            "rps": len(latencies) / (time.monotonic() - began),
-            "p50_us": percentile(latencies, 50),
-            "p99_us": percentile(latencies, 99),
-            "non_2xx_3xx": sum(status != 302 for status in statuses),
-        }
-
     def declare_against_bare(self, *, drain: bool) -> tuple[dict, dict, float]:
         """Short rounds of the bare view and declare POSTs in turn, so that both see the same machine: a noisy
         neighbour slows both sides of a round alike. Returns the summed figures of each and the median ratio."""
@@ -409,18 +417,15 @@ class Bench:
         return combine(bares), combine(declares), ratio
 
     def measure_declare(self) -> None:
-        """Declare POSTs against the bare view, first for the web tier alone (the worker starts afterwards and
-        drains the queue), then with the worker and the sandbox taking their share of the same two cores, then
-        at half that saturated rate, for the latency people see when the portal is busy but not full."""
-        self.step("bare view vs declare POST, 32 clients, web tier alone")
+        """Closed loop (32 clients, each waiting for its answer): declare POSTs against the bare view, first for the
+        web tier alone (the worker starts afterwards and drains the queue), then with the worker and the sandbox
+        taking their share of the same two cores. Figures, not targets: the latency people see at a given rate is
+        the open-loop measure's."""
+        self.step("closed loop: bare view vs declare POST, 32 clients, web tier alone")
         bare, web, web_ratio = self.declare_against_bare(drain=False)
-        self.step("declare POST with the worker and the sandbox on the same cores")
+        self.step("closed loop: declare POST with the worker and the sandbox on the same cores")
         self.start_worker()
         _, pipeline, pipeline_ratio = self.declare_against_bare(drain=True)
-        self.wait_until_drained()
-        self.step("declare POST, 32 clients paced to half the saturated rate")
-        rate = pipeline["rps"] / 2
-        paced = self.paced_declarations(10 if self.quick else 20, clients=32, rate=rate)
         self.rows.append(
             Row(
                 "Bare Django view, 32 clients",
@@ -428,26 +433,71 @@ class Bench:
             )
         )
         for label, figures, ratio in (
-            ("Declare POST (link + ARN), 32 clients, web tier", web, web_ratio),
-            ("Declare POST, 32 clients, worker + sandbox on the same 2 cores", pipeline, pipeline_ratio),
+            ("Declare POST (link + ARN), closed loop, 32 clients, web tier", web, web_ratio),
+            ("Declare POST, closed loop, 32 clients, worker + sandbox on the same cores", pipeline, pipeline_ratio),
         ):
-            ok = figures["p99_us"] <= 60_000 and ratio >= 0.06 and figures["non_2xx_3xx"] == 0
-            self.rows.append(
-                Row(
-                    label,
-                    declare_figures(figures, ratio),
-                    "p99 ≤ 60 ms, ≥ 6 % of bare",
-                    "met" if ok else "MISSED",
-                )
-            )
+            self.rows.append(Row(label, declare_figures(figures, ratio), "figure (ratio to bare)"))
+        self.wait_until_drained()
+
+    def measure_open_loop(self) -> None:
+        """Declare POSTs sent at a fixed arrival rate, whatever the answers, with the worker and the sandbox on the
+        same cores. Request i is due at start + i / rate; a dispatcher hands each to a pool of senders at its due
+        time, and its latency runs from that due time to the answer, so time spent waiting behind a slow answer
+        (for a sender or for the server) counts. Each request opens its own connection, as the proxy in front of
+        production does."""
+        rate, seconds = self.open_loop_rate, 10 if self.quick else self.open_loop_seconds
+        self.step(f"open loop: declare POST at {rate:g}/s for {seconds} s, worker + sandbox")
+        from incidents.models import Declaration
+
+        self.start_worker()
+        self.wait_for_worker()
+        for _ in range(FIRST_AFTER_RESTART):  # reach every process once before measuring
+            self.post_declaration()
+        self.wait_until_drained()
+        time.sleep(2)
+        self.clear_sandbox_calls()
+        since = datetime.now(UTC)
+        stored_before = Declaration.objects.count()
+        count = round(rate * seconds)
+        bodies = [self.declare_body(secrets.token_hex(16), secrets.choice(self.plan_ids)) for _ in range(count)]
+        latencies: list[float] = []
+        failures: list[str] = []  # list.append is atomic across threads
+
+        def send(due: float, body: str) -> None:
+            try:
+                status, _ = self.request("POST", "/declare/", body=body, cookies=dict(self.cookies))
+                if status != 302:
+                    failures.append(f"HTTP {status}")
+            except OSError as exc:
+                failures.append(type(exc).__name__)
+            latencies.append((time.perf_counter() - due) * 1000)
+
+        late = 0.0
+        with concurrent.futures.ThreadPoolExecutor(64) as pool:
+            start = time.perf_counter() + 0.05
+            for index, body in enumerate(bodies):
+                due = start + index / rate
+                if (wait := due - time.perf_counter()) > 0:
+                    time.sleep(wait)
+                late = max(late, time.perf_counter() - due)
+                pool.submit(send, due, body)
+        elapsed = time.perf_counter() - start
+        stored = Declaration.objects.count() - stored_before
+        errors = len(failures) + max(0, count - len(failures) - stored)  # a 302 whose declaration was not stored
+        calls = self.click_to_call(since)
+        ok = percentile(latencies, 99) <= 100 and errors == 0
+        kinds = f" ({', '.join(sorted(set(failures)))})" if failures else ""
         self.rows.append(
             Row(
-                f"Declare POST, 32 clients paced to ~{rate:.0f}/s (half of the above), worker + sandbox",
-                f"{paced['rps']:.0f} req/s, p50 {paced['p50_us'] / 1000:.1f} ms, p99 {paced['p99_us'] / 1000:.1f} ms, "
-                f"{paced['non_2xx_3xx']} errors",
+                f"Declare POST, open loop at {rate:g}/s for {seconds} s, worker + sandbox on the same cores",
+                f"{count} sent ({count / elapsed:.1f}/s, dispatcher at most {late * 1000:.1f} ms late), "
+                f"p50 {percentile(latencies, 50):.1f} ms, p95 {percentile(latencies, 95):.1f} ms, "
+                f"p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms, {errors} errors{kinds}; "
+                f"click-to-call p50 {percentile(calls, 50):.1f} ms, p99 {percentile(calls, 99):.1f} ms",
+                "p99 ≤ 100 ms, 0 errors",
+                verdict(ok),
             )
         )
-        self.wait_until_drained()
 
     def wait_until_drained(self, timeout: float = 300) -> None:
         from incidents.models import Declaration
@@ -492,13 +542,13 @@ class Bench:
             self.post_declaration()
             time.sleep(0.1)  # idle: each declaration alone in the system
         idle = self.click_to_call(since)
-        ok = percentile(idle, 50) <= 15 and percentile(idle, 99) <= 50
+        ok = percentile(idle, 50) <= 20 and percentile(idle, 99) <= 50 and len(idle) == samples
         self.rows.append(
             Row(
-                f"Click-to-call at idle ({len(idle)} declarations)",
+                f"Click-to-call at idle ({len(idle)} of {samples} declarations)",
                 f"p50 {percentile(idle, 50):.1f} ms, p99 {percentile(idle, 99):.1f} ms",
-                "p50 ≤ 15 ms, p99 ≤ 50 ms",
-                "met" if ok else "MISSED",
+                "p50 ≤ 20 ms, p99 ≤ 50 ms",
+                verdict(ok),
             )
         )
 
@@ -539,19 +589,22 @@ class Bench:
         )
 
     def measure_form_page(self) -> None:
-        self.step("GET /declare/ with 200 response plans")
+        """The declare page as one person waits for it: one client, one request at a time."""
+        self.step("GET /declare/ with 200 response plans, one client")
         form = self.wrk(
             "get.lua",
-            connections=8,
-            seconds=5 if self.quick else 10,
+            connections=1,
+            seconds=5 if self.quick else 15,
             env={"BENCH_PATHS": "/declare/", "BENCH_COOKIE": self.cookie},
         )
-        bare = self.wrk("get.lua", connections=8, seconds=5 if self.quick else 10, env={"BENCH_PATHS": "/bench/bare/"})
+        ok = form["p95_us"] <= 50_000 and form["non_2xx_3xx"] == 0 and form["socket_errors"] == 0
         self.rows.append(
             Row(
-                "Form page GET /declare/, 200 plans, 8 clients",
-                f"p50 {form['p50_us'] / 1000:.1f} ms, p99 {form['p99_us'] / 1000:.1f} ms "
-                f"({form['rps'] / bare['rps']:.0%} of bare's throughput)",
+                "Form page GET /declare/, 200 plans, 1 client",
+                f"p50 {form['p50_us'] / 1000:.1f} ms, p95 {form['p95_us'] / 1000:.1f} ms, "
+                f"p99 {form['p99_us'] / 1000:.1f} ms ({form['requests']} requests, {form['non_2xx_3xx']} errors)",
+                "p95 ≤ 50 ms",
+                verdict(ok),
             )
         )
 
@@ -586,7 +639,7 @@ class Bench:
                         f"p50 {figures['p50_us'] / 1000:.1f} ms, p95 {figures['p95_us'] / 1000:.1f} ms, "
                         f"≤ {queries[kind]} SQL queries per page",
                         "p95 ≤ 60 ms, ≤ 8 queries",
-                        "met" if ok else "MISSED",
+                        verdict(ok),
                     )
                 )
         self.measure_declare_at_scale(self.scales[-1])
@@ -600,8 +653,9 @@ class Bench:
         _, figures, ratio = self.declare_against_bare(drain=self.worker_started)
         self.rows.append(
             Row(
-                f"Declare POST, 32 clients, {tier}, at {scale:,} declarations",
+                f"Declare POST, closed loop, 32 clients, {tier}, at {scale:,} declarations",
                 declare_figures(figures, ratio),
+                "figure (ratio to bare)",
             )
         )
 
@@ -680,7 +734,7 @@ class Bench:
                 f"CSV export of {scale:,} declarations",
                 f"{rows - 1:,} rows in {elapsed:.1f} s, peak worker memory {peak_mb:.0f} MB",
                 "≤ 30 s, ≤ 150 MB",
-                "met" if ok else "MISSED",
+                verdict(ok),
             )
         )
 
@@ -688,34 +742,38 @@ class Bench:
 
     def report(self) -> str:
         lines = [
-            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores"
-            f"{' (quick run)' if self.quick else ''}.",
+            f"Measured {self.began:%Y-%m-%d %H:%M}–{datetime.now(UTC):%H:%M} UTC on {os.cpu_count()} cores"
+            f"{' (quick run)' if self.quick else ''}; load average (1/5/15 min) {self.load_at_start} at the start, "
+            f"{load_average()} at the end.",
             "",
-            "| measure | figures | target | verdict |",
-            "|---|---|---|---|",
+            "| measure | figures | target | verdict | load 1/5/15 min |",
+            "|---|---|---|---|---|",
         ]
-        lines += [f"| {row.measure} | {row.figures} | {row.target} | {row.verdict} |" for row in self.rows]
+        lines += [f"| {row.measure} | {row.figures} | {row.target} | {row.verdict} | {row.load} |" for row in self.rows]
         return "\n".join(lines)
 
 
+# After `manage.py sync_response_plans`: every plan shown, the bench's people in the roles' groups. Plain Django ORM.
 SETUP_PORTAL = """
-from django.contrib.auth.models import Group, User
-from incidents import services, roles
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from incidents.models import ResponsePlan
-services.response_plans_sync()
+User = get_user_model()
+support = Group.objects.get(name={support_group!r})
 ResponsePlan.objects.update(is_visible=True)
-user = User.objects.create_user(username={username!r}, password={password!r})
-user.groups.add(Group.objects.get(name=roles.SUPPORT))
-manager = User.objects.create_user(username={manager!r}, password={password!r})
-manager.groups.add(Group.objects.get(name=roles.MANAGER))
+User.objects.create_user(username={username!r}, password={password!r}).groups.add(support)
+User.objects.create_user(username={manager!r}, password={password!r}).groups.add(
+    Group.objects.get(name={manager_group!r})
+)
 for number in range(18):
-    User.objects.create_user(username=f"bench.user{{number:02d}}").groups.add(Group.objects.get(name=roles.SUPPORT))
+    User.objects.create_user(username=f"bench.user{{number:02d}}").groups.add(support)
 """
 
 
 # What `--only` chooses from, in the order they run.
 MEASURES = {
     "declare": "measure_declare",
+    "open-loop": "measure_open_loop",
     "click-to-call": "measure_click_to_call",
     "form": "measure_form_page",
     "history": "measure_history",
@@ -730,13 +788,23 @@ def main() -> None:
         default=",".join(MEASURES),
         help=f"comma-separated measures to run (default: all of {', '.join(MEASURES)})",
     )
+    parser.add_argument("--rate", type=float, default=30, help="open loop: declarations sent per second (30)")
+    parser.add_argument("--seconds", type=int, default=30, help="open loop: how long to send them (30; 10 if --quick)")
+    parser.add_argument(
+        "--scales",
+        help="history: comma-separated numbers of declarations to measure at (default 10000,100000,1000000; "
+        "10000 if --quick)",
+    )
     args = parser.parse_args()
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     if unknown := set(only) - set(MEASURES):
         parser.error(f"unknown measure(s): {', '.join(sorted(unknown))}; choose from {', '.join(MEASURES)}")
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed (Debian package wrk); `make bench` installs it.")
-    bench = Bench(quick=args.quick, scales=[10_000] if args.quick else [10_000, 100_000, 1_000_000])
+    scales = [10_000] if args.quick else [10_000, 100_000, 1_000_000]
+    if args.scales:
+        scales = sorted(int(scale.replace("_", "")) for scale in args.scales.split(","))
+    bench = Bench(quick=args.quick, scales=scales, open_loop_rate=args.rate, open_loop_seconds=args.seconds)
     try:
         bench.start()
         for name in MEASURES:
