@@ -571,7 +571,7 @@ class Bench:
         )
 
         # The first declarations after a deploy land on new processes: each gunicorn worker and each worker child
-        # sets itself up at start (portal/warmup.py), or the first declaration it handles waits while it does.
+        # sets itself up at start (incidents/warmup.py), or the first declaration it handles waits while it does.
         self.step("click-to-call for the first declarations after a restart")
         self.wait_until_drained()
         self.restart_portal()
