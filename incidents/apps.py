@@ -1,10 +1,15 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
 
+from . import prepared_statements
+
 
 class IncidentsConfig(AppConfig):
     name = "incidents"
     default = True
+
+    def ready(self) -> None:
+        prepared_statements.install()
 
 
 class PortalAdminConfig(admin_apps.AdminConfig):
