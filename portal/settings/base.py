@@ -118,7 +118,7 @@ POSTGRESQL_OPTIONS = {
     # Parameters travel apart from the SQL, and a statement a connection has run 5 times is prepared: PostgreSQL
     # parses and plans it once instead of on every request (a declaration's queries cost PostgreSQL 30 % less CPU).
     # DATABASE_PREPARED_STATEMENTS=0 behind a pooler in transaction mode that cannot keep them (PgBouncer < 1.21,
-    # or without max_prepared_statements).
+    # or without max_prepared_statements). incidents/prepared_statements.py keeps them safe across migrations.
     "server_side_binding": True,
     "prepare_threshold": 5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None,
 }
