@@ -49,8 +49,7 @@ def test_a_link_with_only_the_plan_shows_its_defaults_as_from_the_plan(support_c
 
 
 def test_plan_names_notes_and_defaults_show_as_text_not_markup(support_client, plans):
-    """The plan choices are written in Python, so their escaping is the portal's own; AWS's template title and an
-    admin's note are text however they are spelled."""
+    """AWS's template title, an admin's name and note for a plan are text however they are spelled."""
     plan = plans["website-outage"]
     plan.display_name, plan.when_to_use = "Web <i>down</i>", 'Use when "checkout" <script>x</script> fails & more'
     plan.template_title = '"><img src=x onerror=alert(1)>'

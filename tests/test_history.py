@@ -141,7 +141,7 @@ def test_the_plan_filter_names_every_plan_as_people_know_it(manager_client, plan
 
 @pytest.mark.django_db
 def test_titles_and_plan_names_show_as_text_not_markup(manager_client, plans, support_user):
-    """The rows and the plan filter are written in Python, so their escaping is the portal's own."""
+    """Django's autoescaping covers the rows and the plan filter: a title or a plan's name is text, never markup."""
     plan = plans["website-outage"]
     plan.display_name = 'Web <b>"down"</b> & co'
     plan.save()
