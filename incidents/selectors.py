@@ -22,6 +22,7 @@ from django.db.models import (
     F,
     Func,
     IntegerField,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -689,6 +690,13 @@ class PreviewItem:
     value: str = ""
     title: str = ""
     file_name: str = ""
+
+
+def response_plans_version() -> tuple[datetime | None, int]:
+    """The plans' last change and their number: part of the key of a cached list of plans. Every change to a plan
+    goes through save(), which sets updated_at (its allowed groups are set in the same transaction)."""
+    version = ResponsePlan.objects.aggregate(changed=Max("updated_at"), count=Count("id"))
+    return version["changed"], version["count"]
 
 
 def response_plans_search(*, user, query: str = "", keep_pk: int | None = None) -> QuerySet[ResponsePlan]:

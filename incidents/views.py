@@ -122,6 +122,9 @@ def declare(request: HttpRequest) -> HttpResponse:
         "prefill_notes": prefill_notes,
         "query": query,
         "plans": selectors.response_plans_search(user=request.user, query=query, keep_pk=plan and plan.pk),
+        # The key of the cached plan list (declare.html): it changes with any plan and differs by group.
+        "plans_version": selectors.response_plans_version(),
+        "plan_groups": "all" if request.user.is_superuser else roles.group_ids(request.user),
         "plan": plan,
         **_plan_context(request, plan),
         **_value_sources(form, plan),
@@ -396,6 +399,8 @@ def declaration_list(request: HttpRequest) -> HttpResponse:
                 "state": "-state" if current_sort == "state" else "state",
             },
             "filtered": any(request.GET.get(name) for name in form.fields if name != "sort"),
+            # The key of the plan filter's cached <select> (declaration_list.html).
+            "plans_version": selectors.response_plans_version(),
         },
     )
 

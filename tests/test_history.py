@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from incidents import selectors
+from incidents import selectors, services
 from incidents.models import Declaration
 from tests.helpers import make_declaration
 
@@ -137,6 +137,18 @@ def test_the_plan_filter_names_every_plan_as_people_know_it(manager_client, plan
     assert plan_options[web.pk] == ("Storefront down", False)
     assert plan_options[pay.pk] == ("payments-degraded", True)
     assert numbers(response) and all(row.response_plan_id == pay.pk for row in response.context["page"].rows)
+
+
+@pytest.mark.django_db
+def test_a_change_to_a_plan_shows_in_the_plan_filter_at_once(manager_client, plans):
+    """The plan filter is kept once rendered (declaration_list.html): a renamed plan must show on the next page."""
+    plan = plans["website-outage"]
+    assert f'<option value="{plan.pk}">Website outage</option>' in manager_client.get("/declarations/").content.decode()
+    services.response_plan_update(plan=plan, actor=None, display_name="Storefront down")
+    html = manager_client.get("/declarations/").content.decode()
+    assert f'<option value="{plan.pk}">Storefront down</option>' in html
+    html = manager_client.get("/declarations/", {"plan": plan.pk}).content.decode()
+    assert f'<option value="{plan.pk}" selected>Storefront down</option>' in html
 
 
 @pytest.mark.django_db
