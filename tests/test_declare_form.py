@@ -217,9 +217,7 @@ def test_the_submitted_plan_is_looked_up_with_the_same_rules_as_the_list(plans, 
     for person in people:
         person = django_user_model.objects.get(pk=person.pk)  # as a request reads them
         listed = set(response_plans_available_to(user=person).values_list("pk", flat=True))
-        looked_up = {
-            plan.pk for plan in plans.values() if response_plan_available_get(user=person, pk=plan.pk)
-        }
+        looked_up = {plan.pk for plan in plans.values() if response_plan_available_get(user=person, pk=plan.pk)}
         assert looked_up == listed, person.username
         assert hidden.pk not in looked_up
         seen[person.username] = looked_up & restricted

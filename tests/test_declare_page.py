@@ -6,14 +6,17 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents import roles
 from incidents.aws.client import start_incident_limits
 from incidents.models import AttachmentState, Declaration
 from incidents.selectors.declarations import ASSIGNED_ON_SUBMIT, declaration_start_request
 from incidents.services.attachments import RelatedItemInput
 from incidents.services.declarations import declaration_create
+from incidents.services.plans import response_plan_update
 from tests.helpers import declare_post, upload
 
 DECLARE = reverse("incidents:declare")
@@ -52,8 +55,7 @@ def test_a_link_with_only_the_plan_shows_its_defaults_as_from_the_plan(support_c
 
 
 def test_plan_names_notes_and_defaults_show_as_text_not_markup(support_client, plans):
-    """The plan choices are written in Python, so their escaping is the portal's own; AWS's template title and an
-    admin's note are text however they are spelled."""
+    """AWS's template title, an admin's name and note for a plan are text however they are spelled."""
     plan = plans["website-outage"]
     plan.display_name, plan.when_to_use = "Web <i>down</i>", 'Use when "checkout" <script>x</script> fails & more'
     plan.template_title = '"><img src=x onerror=alert(1)>'
@@ -64,6 +66,28 @@ def test_plan_names_notes_and_defaults_show_as_text_not_markup(support_client, p
     assert "Use when &quot;checkout&quot; &lt;script&gt;x&lt;/script&gt; fails &amp; more" in page
     assert f'value="{plan.pk}" id="id_response_plan_' in page
     assert 'data-default-title="&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"' in page
+
+
+def test_a_change_to_a_plan_shows_in_the_plan_list_at_once(support_client, plans):
+    """The full plan list is kept once rendered (declare.html): any change to a plan must show on the next page."""
+    plan = plans["website-outage"]
+    assert '<span class="plan-name">Website outage</span>' in support_client.get(DECLARE).content.decode()
+    response_plan_update(plan=plan, actor=None, display_name="Storefront down", when_to_use="Checkout fails")
+    page = support_client.get(DECLARE).content.decode()
+    assert '<span class="plan-name">Storefront down</span><span class="plan-note" id="plan-' in page
+    assert '<span class="plan-when">Checkout fails</span>' in page
+    assert checked_plan(support_client.get(DECLARE, {"plan": str(plan.pk)}).content.decode()) == str(plan.pk)
+    response_plan_update(plan=plan, actor=None, is_visible=False)
+    assert f'name="response_plan" value="{plan.pk}"' not in support_client.get(DECLARE).content.decode()
+
+
+def test_a_plan_open_to_managers_only_is_listed_for_managers_only(support_client, manager_client, plans):
+    plan = plans["security-event"]
+    response_plan_update(plan=plan, actor=None, allowed_groups=[Group.objects.get(name=roles.MANAGER)])
+    option = f'name="response_plan" value="{plan.pk}"'
+    assert option in manager_client.get(DECLARE).content.decode()
+    assert option not in support_client.get(DECLARE).content.decode()
+    assert option in manager_client.get(DECLARE).content.decode()
 
 
 @pytest.mark.parametrize(

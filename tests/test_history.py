@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from incidents.models import Declaration
 from incidents.selectors.history import HistoryFilters, declarations_filtered
+from incidents.services.plans import response_plan_update
 from tests.helpers import make_declaration
 
 DAY = datetime(2026, 10, 15, 12, 0, tzinfo=UTC)
@@ -140,8 +141,20 @@ def test_the_plan_filter_names_every_plan_as_people_know_it(manager_client, plan
 
 
 @pytest.mark.django_db
+def test_a_change_to_a_plan_shows_in_the_plan_filter_at_once(manager_client, plans):
+    """The plan filter is kept once rendered (declaration_list.html): a renamed plan must show on the next page."""
+    plan = plans["website-outage"]
+    assert f'<option value="{plan.pk}">Website outage</option>' in manager_client.get("/declarations/").content.decode()
+    response_plan_update(plan=plan, actor=None, display_name="Storefront down")
+    html = manager_client.get("/declarations/").content.decode()
+    assert f'<option value="{plan.pk}">Storefront down</option>' in html
+    html = manager_client.get("/declarations/", {"plan": plan.pk}).content.decode()
+    assert f'<option value="{plan.pk}" selected>Storefront down</option>' in html
+
+
+@pytest.mark.django_db
 def test_titles_and_plan_names_show_as_text_not_markup(manager_client, plans, support_user):
-    """The rows and the plan filter are written in Python, so their escaping is the portal's own."""
+    """Django's autoescaping covers the rows and the plan filter: a title or a plan's name is text, never markup."""
     plan = plans["website-outage"]
     plan.display_name = 'Web <b>"down"</b> & co'
     plan.save()

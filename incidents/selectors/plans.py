@@ -1,6 +1,8 @@
 """Reads response plans: the ones a person may declare with, found by search or by name, and the admins' list."""
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from datetime import datetime
+
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 
 from .. import roles
 from ..models import Declaration, ResponsePlan
@@ -26,6 +28,13 @@ def response_plan_available_get(*, user, pk: int) -> ResponsePlan | None:
 
 def response_plan_is_available_to(*, user, response_plan: ResponsePlan) -> bool:
     return response_plans_available_to(user=user).filter(pk=response_plan.pk).exists()
+
+
+def response_plans_version() -> tuple[datetime | None, int]:
+    """The plans' last change and their number: part of the key of a cached list of plans. Every change to a plan
+    goes through save(), which sets updated_at (its allowed groups are set in the same transaction)."""
+    version = ResponsePlan.objects.aggregate(changed=Max("updated_at"), count=Count("id"))
+    return version["changed"], version["count"]
 
 
 def response_plans_search(*, user, query: str = "", keep_pk: int | None = None) -> QuerySet[ResponsePlan]:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
-from .. import validators
+from .. import roles, validators
 from ..errors import PortalError
 from ..forms.declare import (
     DeclarationForm,
@@ -32,7 +32,7 @@ from ..selectors.declarations import (
     declarations_recent_for_plan,
     declarations_visible_to,
 )
-from ..selectors.plans import response_plans_search
+from ..selectors.plans import response_plans_search, response_plans_version
 from ..services.declarations import declaration_create
 from .access import declarer_required
 
@@ -87,6 +87,9 @@ def declare(request: PortalRequest) -> HttpResponse:
         "prefill_notes": prefill_notes,
         "query": query,
         "plans": response_plans_search(user=request.user, query=query, keep_pk=plan.pk if plan else None),
+        # The key of the cached plan list (declare.html): it changes with any plan and differs by group.
+        "plans_version": response_plans_version(),
+        "plan_groups": "all" if request.user.is_superuser else roles.group_ids(request.user),
         "plan": plan,
         **_plan_context(request, plan),
         **_value_sources(form, plan),

@@ -14,6 +14,7 @@ from ..forms.history import SORT_CHOICES, HistoryFilterForm, SummaryRangeForm
 from ..http import PortalRequest
 from ..models import Impact
 from ..selectors.history import DEFAULT_SORT, declarations_export_csv, declarations_page
+from ..selectors.plans import response_plans_version
 from ..selectors.summary import declarations_summary
 from .access import declarer_required, manager_required
 
@@ -53,6 +54,8 @@ def declaration_list(request: PortalRequest) -> HttpResponse:
                 "state": "-state" if current_sort == "state" else "state",
             },
             "filtered": any(request.GET.get(name) for name in form.fields if name != "sort"),
+            # The key of the plan filter's cached <select> (declaration_list.html).
+            "plans_version": response_plans_version(),
         },
     )
 

@@ -234,7 +234,15 @@ CACHES = {
         "KEY_PREFIX": "portal",
         # A slow cache must not stall requests: the rate limit fails open when Redis does not answer.
         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
-    }
+    },
+    # Rendered page fragments ({% cache ... using="fragments" %}), in each process's memory: their keys carry what
+    # they show (e.g. the plans' last change), so no process serves a stale one, and the declare page does not
+    # depend on Redis answering (incidents are declared while other systems fail).
+    "fragments": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "fragments",
+        "OPTIONS": {"MAX_ENTRIES": 100},
+    },
 }
 
 # --- JSON API ---------------------------------------------------------------------------------------

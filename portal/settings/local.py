@@ -28,4 +28,4 @@ if env.bool("PORTAL_EMBEDDED_BROKER", default=False):
     }
     (BASE_DIR / "var" / "broker").mkdir(parents=True, exist_ok=True)
     # One web process in local mode, so an in-memory cache still counts the API rate limit correctly.
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES["default"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}  # noqa: F405
