@@ -19,8 +19,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import openapi, roles, selectors, services
 from .forms import StartIncidentRequestForm
+from .http import client_ip
 from .models import Declaration
-from .views import client_ip
 
 logger = logging.getLogger(__name__)
 

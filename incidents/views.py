@@ -39,6 +39,7 @@ from .forms import (
     declaration_fingerprint,
     declaration_initial_from_query,
 )
+from .http import client_ip
 from .models import IMPACT_DESCRIPTIONS, AttachmentState, Declaration, Impact, RelatedItem, ResponsePlan
 
 AWS_CONSOLE_URL = "https://console.aws.amazon.com/systems-manager/incidents/home"
@@ -64,10 +65,6 @@ def role_required(check: Callable[..., bool], message: str = "This page is for a
 
 manager_required = role_required(roles.is_manager, "Only managers may see this page.")
 admin_required = role_required(roles.is_admin, "Only portal admins may do this.")
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 def home(request: HttpRequest) -> HttpResponse:
