@@ -4,14 +4,16 @@ Every outcome is answered in the envelope (`envelope.py`), ninja's own failures 
 unknown method) and unexpected crashes included.
 """
 
+import functools
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.urls import URLPattern
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.urls import URLPattern, path
 from ninja import Header, NinjaAPI
 from ninja.decorators import decorate_view
 from ninja.errors import AuthenticationError, HttpError
@@ -251,40 +253,31 @@ def response_plans(request: HttpRequest) -> dict[str, Any]:
     )
 
 
-# --- Methods an endpoint does not take: 405 in the envelope, before asking who is calling ------------------
-
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
+# --- The URL patterns ---------------------------------------------------------------------------------------
 
 
-def _other_than(allowed: str):
-    methods = [method for method in HTTP_METHODS if method != allowed]
-    return lambda path: api.api_operation(methods, path, auth=None, include_in_schema=False)
+def _open_and_enveloped(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """An API view as Django serves it: open to callers without a session (LoginRequiredMiddleware would send them
+    to the login page; the API answers 401 itself), and a method no operation takes answered in the envelope
+    (ninja answers it with a bare 405)."""
 
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if isinstance(response, HttpResponseNotAllowed):
+            allowed = response["Allow"]
+            return ApiError(
+                "METHOD_NOT_ALLOWED",
+                f"{request.method} is not allowed here; use {allowed.replace(', ', ' or ')}.",
+                headers={"Allow": allowed},
+            ).response()
+        return response
 
-def method_not_allowed(request: HttpRequest, *, allowed: str) -> HttpResponse:
-    message = f"{request.method} is not allowed here; use {allowed}."
-    return ApiError("METHOD_NOT_ALLOWED", message, headers={"Allow": allowed}).response()
-
-
-@_other_than("POST")("/startIncident")
-def start_incident_other_methods(request: HttpRequest) -> HttpResponse:
-    return method_not_allowed(request, allowed="POST")
-
-
-@_other_than("GET")("/declarations/{int:id}")
-def declaration_other_methods(request: HttpRequest, id: int) -> HttpResponse:  # noqa: A002
-    return method_not_allowed(request, allowed="GET")
-
-
-@_other_than("GET")("/responsePlans")
-def response_plans_other_methods(request: HttpRequest) -> HttpResponse:
-    return method_not_allowed(request, allowed="GET")
+    return login_not_required(wrapper)
 
 
 def urls() -> list[URLPattern]:
-    """The API's URL patterns, open to callers without a session: LoginRequiredMiddleware would otherwise send
-    them to the login page, where the API answers 401 itself."""
     patterns, _app_name, _namespace = api.urls
-    for pattern in patterns:
-        login_not_required(pattern.callback)
-    return patterns
+    return [
+        path(str(pattern.pattern), _open_and_enveloped(pattern.callback), name=pattern.name) for pattern in patterns
+    ]
