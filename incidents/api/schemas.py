@@ -50,7 +50,8 @@ TYPE_MESSAGES = {
     "model_attributes_type": "Must be a JSON object.",
     "dict_type": "Must be a JSON object.",
 }
-ARN_SCHEMA = {"type": "string", "maxLength": validators.ARN_MAX_LENGTH, "pattern": validators.ARN_RE.pattern}
+ARN_LIMITS = {"maxLength": validators.ARN_MAX_LENGTH, "pattern": validators.ARN_RE.pattern}
+ARN_SCHEMA = {"type": "string", **ARN_LIMITS}
 
 
 def _invalid(message: str) -> PydanticCustomError:
@@ -159,7 +160,7 @@ class LinkIdentifier(Strict):
 
 class ResourceValue(Strict):
     arn: Annotated[Text, AfterValidator(_required)] = Field(
-        description="The resource's ARN.", json_schema_extra=ARN_SCHEMA
+        description="The resource's ARN.", json_schema_extra=ARN_LIMITS
     )
 
 
@@ -229,7 +230,10 @@ class TriggerDetails(Strict):
         json_schema_extra={"maxLength": validators.TRIGGER_RAW_DATA_MAX_LENGTH},
     )
     trigger_arn: Annotated[Text, _rule(validators.validate_trigger_arn)] | None = Field(
-        None, alias="triggerArn", description="The ARN of what triggered it, e.g. a CloudWatch alarm."
+        None,
+        alias="triggerArn",
+        description="The ARN of what triggered it, e.g. a CloudWatch alarm.",
+        json_schema_extra=ARN_LIMITS,
     )
 
 

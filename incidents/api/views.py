@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import URLPattern, path
-from ninja import Header, NinjaAPI
+from ninja import Header, NinjaAPI, Path
 from ninja.decorators import decorate_view
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -145,7 +145,7 @@ def start_incident(
     request: HttpRequest,
     payload: StartIncidentRequest,
     response: HttpResponse,
-    idempotency_key: ClientToken | None = Header(None, alias="Idempotency-Key", description="Same as clientToken."),  # noqa: B008 - ninja's idiom
+    idempotency_key: ClientToken | None = Header(None, alias="Idempotency-Key", description="Same as clientToken."),
 ) -> Status:
     key = _idempotency_key(request, body=payload.client_token, header=idempotency_key)
     try:
@@ -193,7 +193,10 @@ def _idempotency_key(request: HttpRequest, *, body: str | None, header: str | No
     "declarations; managers see every one.",
     url_name="declaration",
 )
-def declaration_get(request: HttpRequest, id: int) -> dict[str, Any]:  # noqa: A002 - the documented parameter name
+def declaration_get(
+    request: HttpRequest,
+    id: int = Path(..., description="The id that startIncident answered."),  # noqa: A002 - the documented name
+) -> dict[str, Any]:
     declaration = selectors.declaration_get_for(user=request.user, declaration_id=id) if 0 < id <= MAX_ID else None
     if declaration is None:
         raise ApiError("NOT_FOUND", f"No declaration {id} is visible to you.")
