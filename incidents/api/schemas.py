@@ -66,17 +66,17 @@ def _errors_at(messages: dict[tuple[str, ...], str]) -> ValidationError:
     )
 
 
+def _checked(check: Callable[[Any], Any], value: Any) -> Any:
+    """Run a shared rule (a validator or a form field's clean): its messages, its cleaned value."""
+    try:
+        result = check(value)
+    except DjangoValidationError as exc:
+        raise _invalid(" ".join(exc.messages)) from None
+    return value if result is None else result
+
+
 def _rule(check: Callable[[Any], Any]) -> AfterValidator:
-    """A shared rule (a validator or a form field's clean) as a pydantic check: its messages, its cleaned value."""
-
-    def run(value: Any) -> Any:
-        try:
-            result = check(value)
-        except DjangoValidationError as exc:
-            raise _invalid(" ".join(exc.messages)) from None
-        return value if result is None else result
-
-    return AfterValidator(run)
+    return AfterValidator(lambda value: _checked(check, value))
 
 
 def _no_null_characters(value: str) -> str:
@@ -93,10 +93,6 @@ def _required(value: str) -> str:
 
 
 Text = Annotated[StrictStr, AfterValidator(_no_null_characters)]
-
-
-def _schema(**schema: Any) -> WithJsonSchema:
-    return WithJsonSchema({"type": "string", **schema})
 
 
 class Strict(BaseModel):
@@ -129,11 +125,7 @@ def _available_plan(value: Any, info: ValidationInfo) -> ResponsePlan:
     """The plan with this ARN among those the caller may use (the token's owner is request.user by now)."""
     if not isinstance(value, str):
         raise PydanticCustomError("string_type", TYPE_MESSAGES["string_type"])
-    _no_null_characters(value)
-    try:
-        validators.validate_response_plan_arn(value)
-    except DjangoValidationError as exc:
-        raise _invalid(" ".join(exc.messages)) from None
+    _checked(validators.validate_response_plan_arn, _no_null_characters(value))
     user = info.context["request"].user
     plan = selectors.response_plans_available_to(user=user).filter(arn=value).first()
     if plan is None:
