@@ -195,7 +195,7 @@ def _idempotency_key(request: HttpRequest, *, body: str | None, header: str | No
 )
 def declaration_get(
     request: HttpRequest,
-    id: int = Path(..., description="The id that startIncident answered."),  # noqa: A002 - the documented name
+    id: int = Path(..., description="The id that startIncident answered."),  # named as the document names it
 ) -> dict[str, Any]:
     declaration = selectors.declaration_get_for(user=request.user, declaration_id=id) if 0 < id <= MAX_ID else None
     if declaration is None:
