@@ -18,8 +18,8 @@ def too_large() -> ApiError:
 
 
 def json_within_limit(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """For an operation with a body: refuse another media type, and a declared length over the limit before a
-    byte is read (Django then reads no more than that length)."""
+    """For an operation with a body, before a byte of it is read: refuse another media type, no declared length, and
+    one over the limit (Django then reads no more than the declared length)."""
 
     @functools.wraps(run)
     def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponse:
@@ -33,6 +33,8 @@ def json_within_limit(run: Callable[..., HttpResponse]) -> Callable[..., HttpRes
             declared = 0
         if declared > settings.PORTAL_API_MAX_BODY_BYTES:
             return too_large().response()
+        if not declared:  # Django reads no body without a declared length (nor would ninja parse an empty one)
+            return ApiError("MALFORMED_REQUEST", "The body is empty; send the request as a JSON object.").response()
         return run(request, **kwargs)
 
     return wrapper
