@@ -6,15 +6,18 @@ its wording; `validation_details()` reports each failure at its field path, such
 import hashlib
 import json
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from ninja import Schema
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     PlainValidator,
     StrictInt,
     StrictStr,
@@ -319,14 +322,21 @@ def validation_details(errors: Iterable[dict[str, Any]]) -> dict[str, str]:
     return details
 
 
-# --- Answers ------------------------------------------------------------------------------------------------
+# --- Answers: read from the models (ninja's resolvers fill what is not a plain attribute) -------------------
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
 
 DateTime = Annotated[
-    str, WithJsonSchema({"type": "string", "format": "date-time", "description": "ISO 8601, UTC (Z)."})
+    datetime,
+    PlainSerializer(iso_utc),
+    WithJsonSchema({"type": "string", "format": "date-time", "description": "ISO 8601, UTC (Z)."}),
 ]
 
 
-class DeclarationSummary(BaseModel):
+class DeclarationSummary(Schema):
     id: str = Field(pattern=r"^[0-9]+$", description="The declaration's id.")
     created_at: DateTime
     state: Literal[tuple(Declaration.State.values)] = Field(  # type: ignore[valid-type]
@@ -335,27 +345,43 @@ class DeclarationSummary(BaseModel):
     status_url: str = Field(description="Poll this for the outcome.")
     web_url: str = Field(description="The declaration's page in the portal.")
 
+    @staticmethod
+    def resolve_id(declaration: Declaration) -> str:
+        return str(declaration.pk)
 
-class PlanRef(BaseModel):
+    @staticmethod
+    def resolve_status_url(declaration: Declaration, context: dict[str, Any]) -> str:
+        return context["request"].build_absolute_uri(f"/api/declarations/{declaration.pk}")
+
+    @staticmethod
+    def resolve_web_url(declaration: Declaration, context: dict[str, Any]) -> str:
+        return context["request"].build_absolute_uri(declaration.get_absolute_url())
+
+
+class PlanRef(Schema):
     arn: str
     name: str
-    display_name: str
+    display_name: str = Field(validation_alias="label")
 
 
-class Failure(BaseModel):
+class Failure(Schema):
     code: str | None
-    reason: str
+    reason: str = Field(validation_alias="failure_reason")
+
+    @staticmethod
+    def resolve_code(declaration: Declaration) -> str | None:
+        return declaration.failure_code or None
 
 
-class RelatedItemOut(BaseModel):
+class RelatedItemOut(Schema):
     kind: Literal[tuple(RelatedItemModel.Kind.values)]  # type: ignore[valid-type]
     title: str
     value: str
 
 
-class AuditEntry(BaseModel):
-    at: DateTime
-    actor: str
+class AuditEntry(Schema):
+    at: DateTime = Field(validation_alias="created_at")
+    actor: str = Field(validation_alias="actor_label")
     action: str
 
 
@@ -363,32 +389,50 @@ class DeclarationOut(DeclarationSummary):
     updated_at: DateTime
     started_at: DateTime | None
     source: Literal[tuple(Declaration.Source.values)]  # type: ignore[valid-type]
-    declared_by: str
+    declared_by: str = Field(validation_alias="declared_by.get_username")
     response_plan: PlanRef
-    title: str = Field(description="The title in effect (the plan's when none was given).")
-    impact: int = Field(ge=1, le=5)
+    title: str = Field(
+        validation_alias="effective_title", description="The title in effect (the plan's when none was given)."
+    )
+    impact: int = Field(ge=1, le=5, validation_alias="effective_impact")
     incident_record_arn: str | None = Field(description="The Incident Manager record, once started.")
     failure: Failure | None = Field(description="Why it was not started (state failed), else null.")
     attempts: int = Field(ge=0, description="StartIncident calls made so far.")
     related_items: list[RelatedItemOut]
     audit: list[AuditEntry] = Field(description="The audit trail, oldest first.")
 
+    @staticmethod
+    def resolve_incident_record_arn(declaration: Declaration) -> str | None:
+        return declaration.incident_record_arn or None
 
-class PlanTemplate(BaseModel):
+    @staticmethod
+    def resolve_failure(declaration: Declaration) -> Declaration | None:
+        return declaration if declaration.state == Declaration.State.FAILED else None
+
+    @staticmethod
+    def resolve_audit(declaration: Declaration) -> list[Any]:
+        return list(selectors.declaration_audit_trail(declaration=declaration))
+
+
+class PlanTemplate(Schema):
     """What the incident gets when the request leaves title or impact out."""
 
-    title: str
-    impact: int = Field(ge=1, le=5)
-    summary: str
+    title: str = Field(validation_alias="template_title")
+    impact: int = Field(ge=1, le=5, validation_alias="template_impact")
+    summary: str = Field(validation_alias="template_summary")
 
 
-class ResponsePlanOut(BaseModel):
+class ResponsePlanOut(Schema):
     arn: str = Field(description="Use as responsePlanArn.")
     name: str
-    display_name: str
+    display_name: str = Field(validation_alias="label")
     when_to_use: str
     template: PlanTemplate
 
+    @staticmethod
+    def resolve_template(plan: ResponsePlan) -> ResponsePlan:
+        return plan
 
-class ResponsePlans(BaseModel):
+
+class ResponsePlans(Schema):
     response_plans: list[ResponsePlanOut] = Field(description="The plans, in the portal's order.")

@@ -8,7 +8,6 @@ import functools
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
@@ -108,22 +107,6 @@ def _crash(request: HttpRequest, exc: Exception) -> HttpResponse:
 # --- Endpoints ---------------------------------------------------------------------------------------------
 
 
-def iso_utc(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def declaration_summary(request: HttpRequest, declaration: Declaration) -> dict[str, Any]:
-    return {
-        "id": str(declaration.pk),
-        "created_at": iso_utc(declaration.created_at),
-        "state": declaration.state,
-        "status_url": request.build_absolute_uri(f"/api/declarations/{declaration.pk}"),
-        "web_url": request.build_absolute_uri(declaration.get_absolute_url()),
-    }
-
-
 @api.post(
     "/startIncident",
     response={202: answer(DeclarationSummary), 200: answer(DeclarationSummary)}
@@ -172,7 +155,7 @@ def start_incident(
     # 202: accepted and queued. 200: a replay of the same key and payload, answered with the first declaration.
     response["Location"] = f"/api/declarations/{declaration.pk}"
     response["Idempotent-Replayed"] = str(not created).lower()
-    return Status(202 if created else 200, success(declaration_summary(request, declaration)))
+    return Status(202 if created else 200, success(declaration))
 
 
 def _idempotency_key(request: HttpRequest, *, body: str | None, header: str | None) -> str | None:
@@ -200,31 +183,7 @@ def declaration_get(
     declaration = selectors.declaration_get_for(user=request.user, declaration_id=id) if 0 < id <= MAX_ID else None
     if declaration is None:
         raise ApiError("NOT_FOUND", f"No declaration {id} is visible to you.")
-    plan = declaration.response_plan
-    return success(
-        {
-            **declaration_summary(request, declaration),
-            "updated_at": iso_utc(declaration.updated_at),
-            "started_at": iso_utc(declaration.started_at),
-            "source": declaration.source,
-            "declared_by": declaration.declared_by.get_username(),
-            "response_plan": {"arn": plan.arn, "name": plan.name, "display_name": plan.label},
-            "title": declaration.effective_title,
-            "impact": declaration.effective_impact,
-            "incident_record_arn": declaration.incident_record_arn or None,
-            "failure": (
-                {"code": declaration.failure_code or None, "reason": declaration.failure_reason}
-                if declaration.state == Declaration.State.FAILED
-                else None
-            ),
-            "attempts": declaration.attempts,
-            "related_items": list(declaration.related_items.values("kind", "title", "value")),
-            "audit": [
-                {"at": iso_utc(event.created_at), "actor": event.actor_label, "action": event.action}
-                for event in selectors.declaration_audit_trail(declaration=declaration)
-            ],
-        }
-    )
+    return success(declaration)
 
 
 @api.get(
@@ -235,25 +194,7 @@ def declaration_get(
     url_name="response-plans",
 )
 def response_plans(request: HttpRequest) -> dict[str, Any]:
-    plans = selectors.response_plans_available_to(user=request.user)
-    return success(
-        {
-            "response_plans": [
-                {
-                    "arn": plan.arn,
-                    "name": plan.name,
-                    "display_name": plan.label,
-                    "when_to_use": plan.when_to_use,
-                    "template": {
-                        "title": plan.template_title,
-                        "impact": plan.template_impact,
-                        "summary": plan.template_summary,
-                    },
-                }
-                for plan in plans
-            ]
-        }
-    )
+    return success({"response_plans": selectors.response_plans_available_to(user=request.user)})
 
 
 # --- The URL patterns ---------------------------------------------------------------------------------------
