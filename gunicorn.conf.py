@@ -23,7 +23,8 @@ accesslog = None
 
 
 def post_worker_init(worker) -> None:
-    """Each worker imports and connects now what its first declaration would otherwise wait for (incidents/warmup.py)."""
+    """Each worker imports and connects now what its first declaration would otherwise wait for
+    (incidents/warmup.py)."""
     from incidents import warmup  # gunicorn reads this file before Django is set up
 
     warmup.web_process()

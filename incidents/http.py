@@ -5,13 +5,16 @@ from django.http import HttpRequest
 from django_htmx.middleware import HtmxDetails
 
 
-class PortalRequest(HttpRequest):
-    """A request to a page behind the login, as the views see it (for type checking: nothing is built from it).
-
-    LoginRequiredMiddleware has sent anonymous visitors to sign in, so `user` is a person; django-htmx's middleware
-    has set `htmx`."""
+class PersonRequest(HttpRequest):
+    """A request made by a person, as the views see it (for type checking: nothing is built from it): a page's, once
+    LoginRequiredMiddleware has sent anonymous visitors to sign in, or the API's, once the bearer token named one."""
 
     user: User
+
+
+class PortalRequest(PersonRequest):
+    """A request to a page behind the login, with django-htmx's details of it."""
+
     htmx: HtmxDetails
 
 

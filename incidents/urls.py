@@ -1,6 +1,7 @@
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
-from . import api
+from .api import reference
+from .api import views as api
 from .views import accounts, curation, declarations, declare, health, history
 
 app_name = "incidents"
@@ -27,15 +28,13 @@ urlpatterns = [
     path("tokens/", accounts.api_tokens, name="api-tokens"),
     path("tokens/all/", accounts.api_tokens_all, name="api-tokens-all"),
     path("tokens/<int:token_id>/revoke/", accounts.api_token_revoke, name="api-token-revoke"),
-    # The JSON API (incidents/api.py) and its reference.
-    path("api/", api.reference_redirect, name="api"),
-    path("api/docs/", api.reference, name="api-docs"),
-    path("api/openapi.json", api.openapi_document, name="api-openapi"),
-    path("api/startIncident", api.start_incident, name="api-start-incident"),
-    path("api/declarations/<int:declaration_id>", api.declaration_detail, name="api-declaration"),
-    path("api/responsePlans", api.response_plans, name="api-response-plans"),
+    # The JSON API (incidents/api/) and its reference.
+    path("api/", reference.reference_redirect, name="api"),
+    path("api/docs/", reference.reference, name="api-docs"),
+    path("api/openapi.json", reference.openapi_document, name="api-openapi"),
+    path("api/", include((api.urls(), "api"))),
     # Anything else under /api/ answers in the envelope, never with the HTML 404 page or a login redirect
     # (a prefix match, so that paths with line breaks are caught too: `.*$` would stop at them).
-    re_path(r"^api/", api.not_found),
+    re_path(r"^api/", reference.not_found),
     path("healthz", health.healthz, name="healthz"),
 ]

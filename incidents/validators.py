@@ -7,12 +7,14 @@ patterns, limits and messages to the declare page's script, so that checking as 
 
 import re
 import unicodedata
+from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.utils import timezone
 
 from .aws.client import start_incident_limits
 
@@ -160,6 +162,36 @@ def validate_trigger_source(value: str) -> None:
 def validate_trigger_raw_data(value: str) -> None:
     if len(value) > TRIGGER_RAW_DATA_MAX_LENGTH:
         raise ValidationError(f"rawData can be at most {TRIGGER_RAW_DATA_MAX_LENGTH} characters (it has {len(value)}).")
+
+
+TIMESTAMP_FORMAT = "Give an ISO 8601 date and time with a time zone, such as 2026-11-29T16:30:00Z."
+TRIGGER_TIMESTAMP_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+# Senders' clocks drift; a trigger a little in the future is plausible, one days ahead is a mistake.
+TRIGGER_TIMESTAMP_MAX_SKEW = timedelta(days=1)
+
+
+def validate_trigger_timestamp(value: str) -> str:
+    """The time in UTC (ISO 8601), as stored; RFC 3339 allows a lower-case t and z."""
+    try:
+        moment = datetime.fromisoformat(value.strip().upper())
+    except ValueError:
+        raise ValidationError(TIMESTAMP_FORMAT) from None
+    if moment.tzinfo is None or "T" not in value.upper():
+        raise ValidationError(TIMESTAMP_FORMAT)
+    moment = moment.astimezone(UTC)
+    if moment < TRIGGER_TIMESTAMP_EARLIEST:
+        raise ValidationError("The trigger's time cannot be before 1970.")
+    if moment > timezone.now() + TRIGGER_TIMESTAMP_MAX_SKEW:
+        raise ValidationError("The trigger's time is more than a day in the future; check the sender's clock.")
+    return moment.isoformat()
+
+
+def validate_client_token(value: str) -> None:
+    """A caller's idempotency key (the API's clientToken or Idempotency-Key header)."""
+    if not 1 <= len(value) <= CLIENT_TOKEN_MAX_LENGTH:
+        raise ValidationError(f"Give 1 to {CLIENT_TOKEN_MAX_LENGTH} characters, or leave it out (it has {len(value)}).")
+    if not value.isascii() or not value.isprintable():
+        raise ValidationError("Use printable ASCII characters only, such as a UUID.")
 
 
 def safe_file_name(name: str) -> str:

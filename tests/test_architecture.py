@@ -27,7 +27,6 @@ LAYERS = {
     "services": 4,
     "health": 4,
     "forms": 5,
-    "openapi": 5,
     "warmup": 5,
     "admin_site": 5,
     "admin": 6,

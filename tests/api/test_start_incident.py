@@ -213,6 +213,15 @@ def test_bodies_json_cannot_represent_faithfully_are_refused(api, raw, message):
     assert message in error["message"]
 
 
+def test_an_empty_body_is_malformed(api):
+    # Django's test client leaves the Content-Type out when there is no body; a script's curl -d '' would not.
+    response = api.client.generic(
+        "POST", "/api/startIncident", headers={"Authorization": f"Bearer {api.token}"}, CONTENT_TYPE="application/json"
+    )
+    error = assert_error(response, 400, "MALFORMED_REQUEST")
+    assert "The body is empty" in error["message"]
+
+
 @pytest.mark.parametrize("payload", [[], "text", 5, None])
 def test_the_body_must_be_a_json_object(api, payload):
     error = assert_error(api.post("/api/startIncident", payload), 400, "VALIDATION_ERROR")
@@ -241,12 +250,23 @@ def test_an_oversized_body_gets_413(api, plans, settings):
         ("put", "/api/startIncident", "POST"),
         ("post", "/api/responsePlans", "GET"),
         ("delete", "/api/declarations/1", "GET"),
+        ("options", "/api/responsePlans", "GET"),
+        ("head", "/api/declarations/1", "GET"),
     ],
 )
 def test_wrong_methods_get_405_with_allow(api, method, path, allow):
     response = getattr(api.client, method)(path, headers={"Authorization": f"Bearer {api.token}"})
-    assert_error(response, 405, "METHOD_NOT_ALLOWED")
+    if method == "head":  # no body to read the envelope from
+        assert (response.status_code, response["Content-Type"]) == (405, "application/json")
+    else:
+        assert_error(response, 405, "METHOD_NOT_ALLOWED")
     assert response["Allow"] == allow
+
+
+def test_any_other_method_gets_405_in_the_envelope(api):
+    response = api.client.generic("PROPFIND", "/api/startIncident", headers={"Authorization": f"Bearer {api.token}"})
+    assert_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert response["Allow"] == "POST"
 
 
 def test_unknown_api_paths_answer_in_the_envelope(api):
@@ -261,7 +281,7 @@ def test_an_unexpected_failure_is_a_500_that_reveals_nothing(api, plans, monkeyp
     def explode(**kwargs):
         raise RuntimeError("password=hunter2 at db.internal:5432")
 
-    monkeypatch.setattr("incidents.api.declaration_create", explode)
+    monkeypatch.setattr("incidents.api.views.declaration_create", explode)
     response = api.start(body(plans))
 
     error = assert_error(response, 500, "INTERNAL_ERROR")

@@ -1,0 +1,440 @@
+"""What the API accepts and answers, as pydantic models: they validate each request and generate the OpenAPI
+document, so the two cannot drift. Every rule is the web form's own (`validators`, the declare form's fields), with
+its wording; `validation_details()` reports each failure at its field path, such as
+`relatedItems[2].identifier.value.url`."""
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from ninja import Schema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from .. import validators
+from ..forms.declare import DeclarationForm
+from ..models import Declaration, ResponsePlan
+from ..models import RelatedItem as RelatedItemModel
+from ..selectors.audit import declaration_audit_trail
+from ..selectors.plans import response_plans_available_to
+from ..services.attachments import RelatedItemInput
+
+REQUIRED = "This field is required."
+ITEM_TYPE_NOT_SUPPORTED = (
+    "Send OTHER (a link, in value.url) or INVOLVED_RESOURCE (an AWS resource, in value.arn); "
+    "files can be attached in the web form only."
+)
+PLAN_NOT_AVAILABLE = (
+    "No response plan with this ARN is available to you (it may be hidden, deleted in AWS or not open to your "
+    "team); GET /api/responsePlans lists the ones you may use."
+)
+# pydantic's own checks of a JSON value's type, worded as the web form words them.
+TYPE_MESSAGES = {
+    "missing": REQUIRED,
+    "string_type": "Must be a string.",
+    "int_type": "Must be a whole number from 1 (critical) to 5 (no impact).",
+    "list_type": "Must be a list of related items.",
+    "model_type": "Must be a JSON object.",
+    "model_attributes_type": "Must be a JSON object.",
+    "dict_type": "Must be a JSON object.",
+}
+ARN_LIMITS = {"maxLength": validators.ARN_MAX_LENGTH, "pattern": validators.ARN_RE.pattern}
+ARN_SCHEMA = {"type": "string", **ARN_LIMITS}
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    # The message travels in the context, so that braces in it are never read as a template.
+    return PydanticCustomError("invalid", "{message}", {"message": message})
+
+
+def _errors_at(messages: dict[tuple[str, ...], str]) -> ValidationError:
+    """Failures at places inside the model being validated; pydantic puts the model's own place in front."""
+    return ValidationError.from_exception_data(
+        "request", [InitErrorDetails(type=_invalid(text), loc=loc, input=None) for loc, text in messages.items()]
+    )
+
+
+def _checked(check: Callable[[Any], Any], value: Any) -> Any:
+    """Run a shared rule (a validator or a form field's clean): its messages, its cleaned value."""
+    try:
+        result = check(value)
+    except DjangoValidationError as exc:
+        raise _invalid(" ".join(exc.messages)) from None
+    return value if result is None else result
+
+
+def _rule(check: Callable[[Any], Any]) -> AfterValidator:
+    return AfterValidator(lambda value: _checked(check, value))
+
+
+def _no_null_characters(value: str) -> str:
+    # No field may hold one (PostgreSQL's text cannot), free text such as rawData included.
+    if "\x00" in value:
+        raise _invalid("Null characters are not allowed.")
+    return value
+
+
+def _required(value: str) -> str:
+    if not value.strip():
+        raise _invalid(REQUIRED)
+    return value.strip()
+
+
+Text = Annotated[StrictStr, AfterValidator(_no_null_characters)]
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused by name, each with the fields allowed there; null is the same as leaving a field
+    out (so a required one is reported as missing)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    REFUSED: ClassVar[dict[str, str]] = {}  # fields refused with a message of their own
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields_only(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        allowed = [field.alias or name for name, field in cls.model_fields.items()]
+        unknown: dict[tuple[str, ...], str] = {
+            (key,): cls.REFUSED.get(key, f"Unknown field. Allowed here: {', '.join(allowed)}.")
+            for key in data
+            if key not in allowed
+        }
+        if unknown:
+            raise _errors_at(unknown)
+        return {key: value for key, value in data.items() if value is not None}
+
+
+# --- POST /api/startIncident ------------------------------------------------------------------------------
+
+
+def _available_plan(value: Any, info: ValidationInfo) -> ResponsePlan:
+    """The plan with this ARN among those the caller may use (the token's owner is request.user by now)."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", TYPE_MESSAGES["string_type"])
+    _checked(validators.validate_response_plan_arn, _no_null_characters(value))
+    user = (info.context or {})["request"].user
+    plan = response_plans_available_to(user=user).filter(arn=value).first()
+    if plan is None:
+        raise _invalid(PLAN_NOT_AVAILABLE)
+    return plan
+
+
+AvailablePlan = Annotated[ResponsePlan, PlainValidator(_available_plan), WithJsonSchema(ARN_SCHEMA)]
+
+
+class LinkValue(Strict):
+    url: Annotated[Text, AfterValidator(_required)] = Field(
+        description="An http:// or https:// address.",
+        json_schema_extra={"maxLength": validators.URL_MAX_LENGTH, "format": "uri"},
+    )
+
+
+class LinkIdentifier(Strict):
+    """An external link."""
+
+    type: Literal["OTHER"]
+    value: LinkValue
+
+
+class ResourceValue(Strict):
+    arn: Annotated[Text, AfterValidator(_required)] = Field(
+        description="The resource's ARN.", json_schema_extra=ARN_LIMITS
+    )
+
+
+class ResourceIdentifier(Strict):
+    """An AWS resource involved in the incident."""
+
+    type: Literal["INVOLVED_RESOURCE"]
+    value: ResourceValue
+
+
+class RelatedItem(Strict):
+    REFUSED = {"generatedId": "Incident Manager assigns generatedId itself; leave it out."}
+
+    identifier: Annotated[LinkIdentifier | ResourceIdentifier, Field(discriminator="type")]
+    title: Text | None = Field(
+        None,
+        description="What responders see for the item.",
+        json_schema_extra={"maxLength": validators.RELATED_ITEM_TITLE_MAX_LENGTH},
+    )
+
+    @model_validator(mode="after")
+    def _the_shared_rule(self) -> Self:
+        """THE check of a related item, as the declare form and the service run it; each part at its field."""
+        item = self.to_input()
+        member = "url" if isinstance(self.identifier, LinkIdentifier) else "arn"
+        try:
+            validators.validate_related_item(kind=item.kind, value=item.value, title=item.title)
+        except DjangoValidationError as exc:
+            raise _errors_at(
+                {
+                    ("title",) if part == "title" else ("identifier", "value", member): " ".join(
+                        message for error in errors for message in error.messages
+                    )
+                    for part, errors in exc.error_dict.items()
+                }
+            ) from None
+        return self
+
+    def to_input(self) -> RelatedItemInput:
+        if isinstance(self.identifier, LinkIdentifier):
+            kind, value = RelatedItemModel.Kind.LINK, self.identifier.value.url
+        else:
+            kind, value = RelatedItemModel.Kind.RESOURCE, self.identifier.value.arn
+        return RelatedItemInput(kind=kind, title=(self.title or "").strip(), value=value)
+
+
+def _at_most_items(value: Any) -> Any:
+    # Counted before the items are checked one by one: 500 items get one message, not 500.
+    if isinstance(value, list) and len(value) > validators.RELATED_ITEMS_MAX:
+        raise _invalid(validators.MESSAGES["too_many_items"].format(limit=validators.RELATED_ITEMS_MAX))
+    return value
+
+
+class TriggerDetails(Strict):
+    source: Annotated[Text, _rule(validators.validate_trigger_source)] = Field(
+        description="Who triggered it, reverse-DNS style (com.example.alerting); must not start with `aws.`.",
+        json_schema_extra={"minLength": 1, "maxLength": validators.TRIGGER_SOURCE_MAX_LENGTH},
+    )
+    timestamp: Annotated[Text, _rule(validators.validate_trigger_timestamp)] = Field(
+        description="When it was triggered: ISO 8601 with a time zone, at most a day ahead.",
+        json_schema_extra={"format": "date-time"},
+    )
+    raw_data: Annotated[Text, _rule(validators.validate_trigger_raw_data)] | None = Field(
+        None,
+        alias="rawData",
+        description="The trigger's raw data, e.g. the alarm's JSON.",
+        json_schema_extra={"maxLength": validators.TRIGGER_RAW_DATA_MAX_LENGTH},
+    )
+    trigger_arn: Annotated[Text, _rule(validators.validate_trigger_arn)] | None = Field(
+        None,
+        alias="triggerArn",
+        description="The ARN of what triggered it, e.g. a CloudWatch alarm.",
+        json_schema_extra=ARN_LIMITS,
+    )
+
+
+ClientToken = Annotated[
+    Text,
+    _rule(validators.validate_client_token),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": validators.CLIENT_TOKEN_MAX_LENGTH}),
+]
+Impact = Annotated[StrictInt, _rule(lambda impact: DeclarationForm.base_fields["impact"].clean(str(impact)))]
+
+
+class StartIncidentRequest(Strict):
+    """The fields of AWS's StartIncident that a script may set."""
+
+    response_plan: AvailablePlan = Field(
+        alias="responsePlanArn",
+        description="The ARN of the response plan that pre-defines summary, chat channels, SNS topics, runbooks, "
+        "title and impact of the incident. It must be one of the plans `GET /api/responsePlans` lists for you.",
+    )
+    title: Annotated[Text, _rule(DeclarationForm.base_fields["title"].clean)] | None = Field(
+        None,
+        description="Overwrites the response plan's title; leave out for the plan's.",
+        json_schema_extra={"maxLength": validators.TITLE_MAX_LENGTH},
+    )
+    impact: Impact | None = Field(
+        None,
+        description="Overwrites the plan's impact: 1 critical (full application failure, many to all customers), "
+        "2 high (partial failure, many customers), 3 medium (reduced service), 4 low (customers might not be "
+        "impacted yet), 5 no impact (urgent action needed to avoid impact). Leave out for the plan's.",
+        json_schema_extra={"minimum": 1, "maximum": 5},
+    )
+    related_items: Annotated[list[RelatedItem], BeforeValidator(_at_most_items)] | None = Field(
+        None,
+        alias="relatedItems",
+        description="Links and AWS resources for responders. Files can be attached in the web form only; "
+        "`generatedId` is assigned by Incident Manager and refused here.",
+        json_schema_extra={"maxItems": validators.RELATED_ITEMS_MAX},
+    )
+    client_token: ClientToken | None = Field(
+        None,
+        alias="clientToken",
+        description="Makes the call idempotent, per caller: the same token with the same request returns the first "
+        "declaration (200); with a different request, 409 CONFLICT. The `Idempotency-Key` header does the same; if "
+        "both are sent they must be equal.",
+    )
+    trigger_details: TriggerDetails | None = Field(
+        None,
+        alias="triggerDetails",
+        description="What caused the incident. Sent to AWS as given, instead of the portal's own (source "
+        "com.example.incident-portal, naming the declarer).",
+    )
+
+    def item_inputs(self) -> list[RelatedItemInput]:
+        return [item.to_input() for item in self.related_items or []]
+
+    def trigger(self) -> dict[str, str] | None:
+        return self.trigger_details.model_dump(by_alias=True, exclude_none=True) if self.trigger_details else None
+
+    def fingerprint(self) -> str:
+        """A digest of what was asked for, so that a reused clientToken with other values is refused, not answered
+        with an unrelated declaration. Spelling (field order, padding, explicit nulls) does not count."""
+        canonical = {
+            "responsePlanArn": self.response_plan.arn,
+            "title": self.title or "",
+            "impact": self.impact,
+            "relatedItems": [[item.kind, item.title, item.value] for item in self.item_inputs()],
+            "triggerDetails": self.trigger(),
+        }
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def validation_details(errors: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """pydantic's failures (as ninja reports them: `loc` starts with where the value came from) as one message per
+    field path, the first for each."""
+    details: dict[str, str] = {}
+    for error in errors:
+        source, *loc = error["loc"]
+        if source == "body":
+            loc = loc[1:]  # the view's parameter name
+        # A related item's identifier is told apart by its type; pydantic names the type in the place.
+        loc = [part for part in loc if part not in ("OTHER", "INVOLVED_RESOURCE")]
+        message = error["ctx"]["message"] if error["type"] == "invalid" else TYPE_MESSAGES.get(error["type"])
+        if error["type"] == "union_tag_invalid":
+            loc.append("type")
+            message = f"“{error['ctx']['tag']}” cannot be sent here. {ITEM_TYPE_NOT_SUPPORTED}"
+        elif error["type"] == "union_tag_not_found":
+            loc.append("type")
+            message = REQUIRED
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+        details.setdefault(path or "body", message or error["msg"])
+    return details
+
+
+# --- Answers: read from the models (ninja's resolvers fill what is not a plain attribute) -------------------
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+DateTime = Annotated[
+    datetime,
+    PlainSerializer(iso_utc),
+    WithJsonSchema({"type": "string", "format": "date-time", "description": "ISO 8601, UTC (Z)."}),
+]
+
+
+class DeclarationSummary(Schema):
+    id: str = Field(pattern=r"^[0-9]+$", description="The declaration's id.")
+    created_at: DateTime
+    state: Literal[tuple(Declaration.State.values)] = Field(  # type: ignore[valid-type]
+        description="queued → starting → started, or failed (with a reason)."
+    )
+    status_url: str = Field(description="Poll this for the outcome.")
+    web_url: str = Field(description="The declaration's page in the portal.")
+
+    @staticmethod
+    def resolve_id(declaration: Declaration) -> str:
+        return str(declaration.pk)
+
+    @staticmethod
+    def resolve_status_url(declaration: Declaration, context: dict[str, Any]) -> str:
+        return context["request"].build_absolute_uri(f"/api/declarations/{declaration.pk}")
+
+    @staticmethod
+    def resolve_web_url(declaration: Declaration, context: dict[str, Any]) -> str:
+        return context["request"].build_absolute_uri(declaration.get_absolute_url())
+
+
+class PlanRef(Schema):
+    arn: str
+    name: str
+    display_name: str = Field(validation_alias="label")
+
+
+class Failure(Schema):
+    code: str | None
+    reason: str = Field(validation_alias="failure_reason")
+
+    @staticmethod
+    def resolve_code(declaration: Declaration) -> str | None:
+        return declaration.failure_code or None
+
+
+class RelatedItemOut(Schema):
+    kind: Literal[tuple(RelatedItemModel.Kind.values)]  # type: ignore[valid-type]
+    title: str
+    value: str
+
+
+class AuditEntry(Schema):
+    at: DateTime = Field(validation_alias="created_at")
+    actor: str = Field(validation_alias="actor_label")
+    action: str
+
+
+class DeclarationOut(DeclarationSummary):
+    updated_at: DateTime
+    started_at: DateTime | None
+    source: Literal[tuple(Declaration.Source.values)]  # type: ignore[valid-type]
+    declared_by: str = Field(validation_alias="declared_by.get_username")
+    response_plan: PlanRef
+    title: str = Field(
+        validation_alias="effective_title", description="The title in effect (the plan's when none was given)."
+    )
+    impact: int = Field(ge=1, le=5, validation_alias="effective_impact")
+    incident_record_arn: str | None = Field(description="The Incident Manager record, once started.")
+    failure: Failure | None = Field(description="Why it was not started (state failed), else null.")
+    attempts: int = Field(ge=0, description="StartIncident calls made so far.")
+    related_items: list[RelatedItemOut]
+    audit: list[AuditEntry] = Field(description="The audit trail, oldest first.")
+
+    @staticmethod
+    def resolve_incident_record_arn(declaration: Declaration) -> str | None:
+        return declaration.incident_record_arn or None
+
+    @staticmethod
+    def resolve_failure(declaration: Declaration) -> Declaration | None:
+        return declaration if declaration.state == Declaration.State.FAILED else None
+
+    @staticmethod
+    def resolve_audit(declaration: Declaration) -> list[Any]:
+        return list(declaration_audit_trail(declaration=declaration))
+
+
+class PlanTemplate(Schema):
+    """What the incident gets when the request leaves title or impact out."""
+
+    title: str = Field(validation_alias="template_title")
+    impact: int = Field(ge=1, le=5, validation_alias="template_impact")
+    summary: str = Field(validation_alias="template_summary")
+
+
+class ResponsePlanOut(Schema):
+    arn: str = Field(description="Use as responsePlanArn.")
+    name: str
+    display_name: str = Field(validation_alias="label")
+    when_to_use: str
+    template: PlanTemplate
+
+    @staticmethod
+    def resolve_template(plan: ResponsePlan) -> ResponsePlan:
+        return plan
+
+
+class ResponsePlans(Schema):
+    response_plans: list[ResponsePlanOut] = Field(description="The plans, in the portal's order.")
