@@ -25,17 +25,11 @@ from ..models import Declaration
 from ..selectors.declarations import declaration_get_for
 from ..selectors.plans import response_plans_available_to
 from ..services.declarations import declaration_create
+from .answers import DeclarationOut, DeclarationSummary, ResponsePlans
 from .auth import BearerToken, unauthenticated
 from .body import StrictJsonParser, json_within_limit
 from .envelope import COMMON_ERRORS, ApiError, answer, errors, success
-from .schemas import (
-    ClientToken,
-    DeclarationOut,
-    DeclarationSummary,
-    ResponsePlans,
-    StartIncidentRequest,
-    validation_details,
-)
+from .inputs import ClientToken, StartIncidentRequest, validation_details
 
 logger = logging.getLogger(__name__)
 

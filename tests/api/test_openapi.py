@@ -16,7 +16,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from incidents.api import envelope, schemas
+from incidents.api import envelope, inputs
 from incidents.api.reference import document
 from incidents.services.declarations import declaration_create
 from portal.wsgi import application
@@ -71,7 +71,7 @@ def test_documented_request_fields_are_the_ones_the_api_accepts():
     assert tuple(documented["TriggerDetails"]["properties"]) == ("source", "timestamp", "rawData", "triggerArn")
     assert request["title"]["maxLength"] == 200  # botocore's IncidentTitle
     # Generated from the model that validates.
-    model_fields = schemas.StartIncidentRequest.model_fields.items()
+    model_fields = inputs.StartIncidentRequest.model_fields.items()
     assert tuple(request) == tuple(field.alias or name for name, field in model_fields)
 
 
