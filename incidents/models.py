@@ -162,8 +162,8 @@ class Declaration(models.Model):
         return self.state in self.FINAL_STATES
 
     def fill_in_effective(self) -> None:
-        """The title and impact AWS is asked for: the person's, else the plan's. save() calls this; a writer that
-        inserts without save() must call it first."""
+        """The title and impact AWS is asked for: the person's, else the plan's. save() calls this; bulk_create()
+        does not, so a bulk writer fills them itself (the bench's seeding writes them in its SQL)."""
         if not self.effective_title:
             self.effective_title = self.title or self.response_plan.template_title
         if not self.effective_impact:
@@ -219,7 +219,7 @@ class AuditEvent(models.Model):
     Events form a hash chain: `content_hash` covers the event's own content and `hash` covers that and the
     previous event's hash, so that changing, removing or reordering an event breaks the chain. On PostgreSQL the
     database links each new event into the chain as it is inserted (migration 0006), so that appends from many
-    processes line up without a round trip; elsewhere `services.audit_record` links it.
+    processes line up without a round trip; elsewhere `services.audit.audit_record` links it.
     """
 
     declaration = models.ForeignKey(

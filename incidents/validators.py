@@ -112,9 +112,6 @@ def validate_response_plan_arn(value: str) -> None:
     )
 
 
-RELATED_ITEM_KINDS = ("link", "resource", "file")  # RelatedItem.Kind's values
-
-
 def validate_related_item(*, kind: str, value: str = "", title: str = "", upload=None) -> None:
     """The one check of a related item, called by the declare form, the API and the declaration service.
 

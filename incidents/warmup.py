@@ -22,6 +22,7 @@ from django.urls import reverse
 from . import validators
 from .aws import client as aws
 from .aws import ratelimit
+from .services.declarations import START_TASK
 
 logger = logging.getLogger(__name__)
 
@@ -99,5 +100,5 @@ def _publisher() -> None:
     app.backend  # noqa: B018 - looked up by every first apply_async, results or not (scans installed packages)
     with app.producer_or_acquire() as producer:
         producer.connection.ensure_connection(max_retries=1, interval_start=0)
-        declarations = settings.CELERY_TASK_ROUTES["incidents.tasks.start_declaration"]["queue"]
+        declarations = settings.CELERY_TASK_ROUTES[START_TASK]["queue"]
         producer.maybe_declare(app.amqp.queues[declarations])

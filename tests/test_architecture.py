@@ -161,3 +161,18 @@ def test_nothing_leans_on_djangos_private_internals():
         if other.startswith(PRIVATE_DJANGO) or any(part.startswith("_") for part in other.split(".") if part)
     }
     assert not leaning, leaning
+
+
+def test_every_task_a_service_sends_by_name_exists_and_has_a_queue():
+    """Services send tasks by name (they sit below tasks.py): a misspelt name would be published, dropped by the
+    worker as unknown, and re-sent by the sweeper forever."""
+    from django.conf import settings
+
+    from incidents.services.attachments import ATTACH_TASK
+    from incidents.services.declarations import START_TASK
+    from portal.celery import app
+
+    app.loader.import_default_modules()
+    for name in (START_TASK, ATTACH_TASK):
+        assert name in app.tasks
+        assert settings.CELERY_TASK_ROUTES[name]["queue"] == "declarations"

@@ -64,6 +64,22 @@ def test_a_number_that_does_not_parse_names_its_variable():
     assert "PORTAL_SWEEP_INTERVAL must be a number, got '30s'" in result.stderr
 
 
+def test_blank_items_of_a_list_are_no_items():
+    """A stray comma must not allow files without an extension, nor an empty host name."""
+    script = "from django.conf import settings; print(settings.ALLOWED_HOSTS, settings.PORTAL_ALLOWED_FILE_EXTENSIONS)"
+    result = manage(
+        "shell",
+        "-c",
+        script,
+        SECRET_KEY="z" * 60,
+        ALLOWED_HOSTS="portal.example.com, ,",
+        PORTAL_ALLOWED_FILE_EXTENSIONS="txt, ,pdf,",
+        LOG_LEVEL="WARNING",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['portal.example.com'] ['txt', 'pdf']"
+
+
 def database_settings(**env) -> dict:
     script = "import json; from django.conf import settings; print(json.dumps(settings.DATABASES['default']))"
     result = manage(

@@ -88,6 +88,11 @@ class DeclarationOut(DeclarationSummary):
     audit: list[AuditEntry] = Field(description="The audit trail, oldest first.")
 
     @staticmethod
+    def resolve_related_items(declaration: Declaration) -> list[RelatedItem]:
+        # Never the bytes of a file still waiting for S3 (up to PORTAL_MAX_FILE_BYTES each): scripts poll this.
+        return list(declaration.related_items.defer("pending_content"))
+
+    @staticmethod
     def resolve_incident_record_arn(declaration: Declaration) -> str | None:
         return declaration.incident_record_arn or None
 

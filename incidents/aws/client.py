@@ -196,16 +196,20 @@ def upload_attachment(*, bucket: str, key: str, body: IO[bytes], content_type: s
 
 
 def presigned_download_url(*, bucket: str, key: str, file_name: str, expires_in: int = 300) -> str:
-    """A short-lived link to one attachment; the bucket itself stays private."""
-    return _client("s3").generate_presigned_url(
-        "get_object",
-        Params={
-            "Bucket": bucket,
-            "Key": key,
-            "ResponseContentDisposition": f'attachment; filename="{file_name}"',
-        },
-        ExpiresIn=expires_in,
-    )
+    """A short-lived link to one attachment; the bucket itself stays private. Signed here, without a call to AWS:
+    only a configuration error (no credentials, say) makes it fail."""
+    try:
+        return _client("s3").generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": bucket,
+                "Key": key,
+                "ResponseContentDisposition": f'attachment; filename="{file_name}"',
+            },
+            ExpiresIn=expires_in,
+        )
+    except BotoCoreError as exc:
+        raise _translate(exc) from exc
 
 
 # --- Late attachments and health ---------------------------------------------------------

@@ -176,12 +176,15 @@ def related_item_download_url(*, item: RelatedItem, actor: User, ip_address: str
         raise PortalError("Only attached files can be downloaded.", code="not_found")
     if item.attachment_state not in (AttachmentState.STORED, AttachmentState.ATTACHED):
         raise PortalError("This file is not in S3 yet; it can be downloaded once it is stored.", code="not_found")
-    url = aws.presigned_download_url(
-        bucket=item.s3_bucket,
-        key=item.s3_key,
-        file_name=item.file_name,
-        expires_in=settings.PORTAL_DOWNLOAD_URL_SECONDS,
-    )
+    try:
+        url = aws.presigned_download_url(
+            bucket=item.s3_bucket,
+            key=item.s3_key,
+            file_name=item.file_name,
+            expires_in=settings.PORTAL_DOWNLOAD_URL_SECONDS,
+        )
+    except aws.AwsError as exc:
+        raise PortalError(f"No download link could be made: {exc.message}", code="unavailable") from exc
     audit_record(
         action="declaration.file_downloaded",
         actor=actor,

@@ -145,21 +145,17 @@ def declaration_validate(
     except ValidationError as exc:
         raise PortalError(" ".join(exc.messages), field="title") from None
     if len(title.strip()) > validators.TITLE_MAX_LENGTH:
-        raise PortalError(
-            f"A title can be at most {validators.TITLE_MAX_LENGTH} characters (it has {len(title.strip())}).",
-            field="title",
-        )
+        message = validators.MESSAGES["title_too_long"]
+        raise PortalError(message.format(limit=validators.TITLE_MAX_LENGTH, length=len(title.strip())), field="title")
     if impact is not None and (isinstance(impact, bool) or impact not in range(1, 6)):
         raise PortalError("Choose an impact from 1 (critical) to 5 (no impact).", field="impact")
     if len(related_items) > validators.RELATED_ITEMS_MAX:
-        raise PortalError(
-            f"An incident can have at most {validators.RELATED_ITEMS_MAX} related items.", field="related_items"
-        )
+        message = validators.MESSAGES["too_many_items"]
+        raise PortalError(message.format(limit=validators.RELATED_ITEMS_MAX), field="related_items")
     files = sum(1 for item in related_items if item.kind == RelatedItem.Kind.FILE)
     if files > settings.PORTAL_MAX_FILES:
-        raise PortalError(
-            f"Attach at most {settings.PORTAL_MAX_FILES} files (there are {files}).", field="related_items"
-        )
+        message = validators.MESSAGES["too_many_files"]
+        raise PortalError(message.format(limit=settings.PORTAL_MAX_FILES, count=files), field="related_items")
     for item in related_items:
         try:
             validators.validate_related_item(kind=item.kind, value=item.value, title=item.title, upload=item.upload)

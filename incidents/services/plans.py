@@ -71,10 +71,13 @@ def response_plans_sync(*, actor: User | None = None) -> SyncResult:
                 plan.deleted_in_aws = False
                 result.updated.append(arn)
                 audit_record(action="response_plan.changed_in_aws", actor=actor, response_plan=plan, details=changes)
+                plan.synced_at = now
+                plan.save()
             else:
                 result.unchanged += 1
-            plan.synced_at = now
-            plan.save()
+                # Only the sync time: the plan's updated_at keys the cached plan lists (selectors.plans).
+                plan.synced_at = now
+                plan.save(update_fields=["synced_at"])
         for arn, plan in existing.items():
             if arn not in fetched and not plan.deleted_in_aws:
                 plan.deleted_in_aws = True

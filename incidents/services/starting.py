@@ -101,10 +101,9 @@ def _declaration_finish(
     with transaction.atomic():
         # Written only while the declaration is not final, as one statement: an attempt running at the same time
         # (a re-delivered message) waits for the first one's row lock, then finds the row final and changes nothing.
+        changes["updated_at"] = timezone.now()
         written = (
-            Declaration.objects.filter(pk=declaration.pk)
-            .exclude(state__in=Declaration.FINAL_STATES)
-            .update(**changes, updated_at=timezone.now())
+            Declaration.objects.filter(pk=declaration.pk).exclude(state__in=Declaration.FINAL_STATES).update(**changes)
         )
         if not written:
             return Declaration.objects.get(pk=declaration.pk)

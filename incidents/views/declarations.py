@@ -10,14 +10,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import roles
-from ..aws.client import AwsError
 from ..errors import PortalError
 from ..http import PortalRequest, client_ip, htmx_target
 from ..models import IMPACT_DESCRIPTIONS, AttachmentState, Declaration, Impact, RelatedItem
 from ..selectors.audit import declaration_audit_trail
 from ..selectors.declarations import declaration_get_for
+from ..services import declarations as declaration_services
 from ..services.attachments import related_item_download_url
-from ..services.declarations import declaration_retry as retry_declaration
 from .access import declarer_required
 
 AWS_CONSOLE_URL = "https://console.aws.amazon.com/systems-manager/incidents/home"
@@ -83,7 +82,9 @@ def declaration_retry(request: PortalRequest, declaration_id: int) -> HttpRespon
     if not (roles.is_manager(request.user) or declaration.declared_by_id == request.user.pk):
         raise PermissionDenied
     try:
-        retry_declaration(declaration=declaration, actor=request.user, ip_address=client_ip(request))
+        declaration_services.declaration_retry(
+            declaration=declaration, actor=request.user, ip_address=client_ip(request)
+        )
     except PortalError as exc:
         messages.error(request, exc.message)
     else:
@@ -105,7 +106,7 @@ def related_item_download(request: PortalRequest, declaration_id: int, item_id: 
     item = get_object_or_404(RelatedItem, pk=item_id, declaration=declaration, kind=RelatedItem.Kind.FILE)
     try:
         url = related_item_download_url(item=item, actor=request.user, ip_address=client_ip(request))
-    except (PortalError, AwsError) as exc:
+    except PortalError as exc:
         raise Http404(str(exc)) from exc
     response = redirect(url)
     response["Cache-Control"] = "no-store"

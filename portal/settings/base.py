@@ -32,10 +32,13 @@ class Env(environ.Env):
             value = default
         try:
             # environ's own float reader keeps only digits, '.', ',' and '-': "1e3" would read as 13, "30s" as 30.
-            return float(value) if cast is float else self.parse_value(value, cast)
+            parsed = float(value) if cast is float else self.parse_value(value, cast)
         except ValueError as error:
             what = {int: "a whole number", float: "a number"}.get(cast, "valid")
             raise ImproperlyConfigured(f"{var} must be {what}, got {value!r}") from error
+        # A list's blank items ("txt, ,pdf", a trailing comma) are no items: an empty extension would let files
+        # without one through, an empty host name would match nothing.
+        return [item for item in parsed if item != ""] if isinstance(parsed, list) else parsed
 
 
 env = Env()
