@@ -10,6 +10,9 @@ class IncidentsConfig(AppConfig):
 
     def ready(self) -> None:
         prepared_statements.install()
+        # Imported once the models are loaded, as Django's documentation prescribes: the audit trail's receivers of
+        # sign-ins, failed sign-ins, lockouts and sign-outs connect themselves.
+        from . import receivers  # noqa: F401
 
 
 class PortalAdminConfig(admin_apps.AdminConfig):

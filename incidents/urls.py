@@ -25,6 +25,7 @@ urlpatterns = [
     path("users/", accounts.user_list, name="user-list"),
     path("users/new/", accounts.user_create, name="user-create"),
     path("users/<int:user_id>/", accounts.user_edit, name="user-edit"),
+    path("accounts/password/", accounts.password_change, name="password-change"),
     path("tokens/", accounts.api_tokens, name="api-tokens"),
     path("tokens/all/", accounts.api_tokens_all, name="api-tokens-all"),
     path("tokens/<int:token_id>/revoke/", accounts.api_token_revoke, name="api-token-revoke"),

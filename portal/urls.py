@@ -1,11 +1,15 @@
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse
 from django.urls import URLPattern, URLResolver, include, path
 
 urlpatterns: list[URLPattern | URLResolver] = [
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Signing in and out only. The portal sends no e-mail, so it offers no password reset (an admin sets a new
+    # password in the Django admin); changing one's own password is the portal's own page (incidents/urls.py).
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("incidents.urls")),
 ]

@@ -61,6 +61,7 @@ MATRIX = [
     ("post", "/users/new/", expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=REDIRECT)),
     ("get", "/users/{user}/", expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=OK)),
     ("post", "/users/{user}/", expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=REDIRECT)),
+    ("get", "/accounts/password/", expect(norole=OK, support=OK, manager=OK, admin=OK)),
 ]
 
 POST_DATA = {

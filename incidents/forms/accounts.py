@@ -1,11 +1,16 @@
-"""Accounts: an admin's forms for people and roles, and a person's form for a new API token."""
+"""Accounts: an admin's forms for people and roles, a person's forms for a new password and a new API token."""
 
 from datetime import datetime, timedelta
 
 from django import forms
+from django.contrib.auth import authenticate, password_validation
+from django.contrib.auth.forms import PasswordChangeForm as DjangoPasswordChangeForm
+from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .. import roles, validators
+from ..http import PersonRequest
 
 ROLE_CHOICES = [(role, role.capitalize()) for role in roles.ALL]
 
@@ -29,6 +34,33 @@ class UserCreateForm(forms.Form):
 class UserUpdateForm(forms.Form):
     roles = forms.MultipleChoiceField(required=False, choices=ROLE_CHOICES, widget=forms.CheckboxSelectMultiple)
     is_active = forms.BooleanField(required=False, label="Account active (may log in)")
+
+
+class PasswordChangeForm(DjangoPasswordChangeForm):
+    """Django's form for a new password (the current one, the new one twice, the configured validators), with the
+    current password checked by signing in again: django-axes counts a wrong one like a failed sign-in and locks
+    the page and the login alike, so a borrowed session cannot guess passwords here without limit."""
+
+    error_messages = {
+        **DjangoPasswordChangeForm.error_messages,
+        "password_incorrect": "That is not your current password.",
+    }
+
+    def __init__(self, request: PersonRequest, *args, **kwargs) -> None:
+        self.request = request
+        super().__init__(request.user, *args, **kwargs)
+        self.fields["old_password"].label = "Current password"
+        self.fields["new_password2"].label = "New password again"
+        # The validators' rules as one plain sentence (Django's own help text is an HTML list).
+        self.fields["new_password1"].help_text = " ".join(password_validation.password_validators_help_texts())
+
+    @sensitive_variables("old_password")
+    def clean_old_password(self) -> str:
+        old_password = self.cleaned_data["old_password"]
+        user = authenticate(self.request, username=self.user.get_username(), password=old_password)
+        if user is None or user.pk != self.user.pk:
+            raise ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
+        return old_password
 
 
 class ApiTokenForm(forms.Form):

@@ -1,6 +1,10 @@
-"""Reads accounts: people for the admins' list, and API tokens."""
+"""Reads accounts: people for the admins' list, API tokens, and what the audit trail tells of an account or group."""
+
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, User
 from django.db.models import QuerySet
 
 from .. import roles
@@ -24,3 +28,50 @@ def api_token_get_for(*, user, token_id: int) -> ApiToken | None:
     """A token its owner may manage; admins may manage anyone's."""
     tokens = api_tokens_all() if roles.is_admin(user) else api_tokens_of(user=user)
     return tokens.filter(pk=token_id).first()
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """What the audit trail records of an account or a group at one moment, as stored in the database.
+
+    `name` is the username or the group's name; `values` every attribute that grants or describes access. A
+    password appears only as its stored hash, to tell that it changed: it is never shown nor recorded."""
+
+    name: str
+    values: dict[str, Any]
+    password_hash: str = field(default="", repr=False)
+    password_usable: bool = False
+
+
+def _permission_names(permissions: QuerySet) -> list[str]:
+    return sorted(
+        f"{app}.{codename}" for app, codename in permissions.values_list("content_type__app_label", "codename")
+    )
+
+
+def account_state(*, user: User) -> AccountState:
+    """The account's identity, flags, groups and permissions as the database holds them now."""
+    return AccountState(
+        name=user.get_username(),
+        values={
+            "username": user.get_username(),
+            "email": user.email,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "is_active": user.is_active,
+            "is_staff": user.is_staff,
+            "is_superuser": user.is_superuser,
+            "groups": sorted(user.groups.values_list("name", flat=True)),
+            "permissions": _permission_names(user.user_permissions.all()),
+        },
+        password_hash=user.password,
+        password_usable=user.has_usable_password(),
+    )
+
+
+def group_state(*, group: Group) -> AccountState:
+    """A group's name and permissions (the portal's roles are groups) as the database holds them now."""
+    return AccountState(
+        name=group.name,
+        values={"name": group.name, "permissions": _permission_names(group.permissions.all())},
+    )

@@ -1,4 +1,5 @@
-"""Writes accounts: admins add people, give and take roles, disable accounts; each change is audited."""
+"""Writes accounts: admins add people, give and take roles, disable accounts; people change their own password;
+changes made in Django's admin are recorded. Each change is audited."""
 
 from collections.abc import Iterable
 from typing import Any
@@ -10,7 +11,12 @@ from django.db import transaction
 
 from .. import roles
 from ..errors import PortalError
+from ..models import AuditEvent
+from ..selectors.accounts import AccountState
 from .audit import audit_record
+
+# Where a change recorded by *_admin_change_record was made, as the trail names it.
+DJANGO_ADMIN = "Django admin"
 
 
 def _role_groups(role_names: Iterable[str]) -> list[Group]:
@@ -75,3 +81,80 @@ def user_update(*, user, actor, role_names, is_active: bool, ip_address: str | N
         action="user.updated", actor=actor, ip_address=ip_address, details={"user": user.get_username(), **diff}
     )
     return user
+
+
+@transaction.atomic
+def user_password_change(*, user: User, password: str, ip_address: str | None = None) -> User:
+    """A person sets a new password for their own account (having proved the current one); never recorded itself."""
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise PortalError(" ".join(exc.messages), field="new_password1") from exc
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    audit_record(
+        action="auth.password_changed", actor=user, ip_address=ip_address, details={"user": user.get_username()}
+    )
+    return user
+
+
+def _differences(before: AccountState, after: AccountState) -> dict[str, Any]:
+    return {
+        name: {"from": before.values.get(name), "to": value}
+        for name, value in after.values.items()
+        if before.values.get(name) != value
+    }
+
+
+def _password_text(state: AccountState) -> str:
+    return "set" if state.password_usable else "none (cannot sign in with a password)"
+
+
+@transaction.atomic
+def user_admin_change_record(
+    *, before: AccountState | None, after: AccountState | None, actor: User, ip_address: str | None = None
+) -> AuditEvent | None:
+    """Record a change to an account made in Django's admin, given the account as it was and as it is now (None
+    where it did not or no longer exists): what changed from what to what. A new password is recorded as the fact
+    that it was set, never its value nor its hash. Nothing is recorded when nothing changed."""
+    changes: dict[str, Any]
+    if before is None and after is not None:
+        action, name = "user.created", after.name
+        changes = {key: value for key, value in after.values.items() if key != "username"}
+        changes["password"] = _password_text(after)
+    elif before is not None and after is None:
+        action, name, changes = "user.deleted", before.name, {}
+    elif before is not None and after is not None:
+        name, changes = after.name, _differences(before, after)
+        if before.password_hash != after.password_hash:
+            changes["password"] = _password_text(after) if after.password_usable else "removed"
+        if not changes:
+            return None
+        action = "user.password_set" if changes.keys() == {"password"} else "user.updated"
+    else:
+        return None
+    return audit_record(
+        action=action, actor=actor, ip_address=ip_address, details={"user": name, "via": DJANGO_ADMIN, **changes}
+    )
+
+
+@transaction.atomic
+def group_admin_change_record(
+    *, before: AccountState | None, after: AccountState | None, actor: User, ip_address: str | None = None
+) -> AuditEvent | None:
+    """Record a change to a group (the portal's roles are groups) made in Django's admin: its name or
+    permissions, or that it was created or deleted. Nothing is recorded when nothing changed."""
+    changes: dict[str, Any]
+    if before is None and after is not None:
+        action, name, changes = "group.created", after.name, {"permissions": after.values["permissions"]}
+    elif before is not None and after is None:
+        action, name, changes = "group.deleted", before.name, {}
+    elif before is not None and after is not None:
+        action, name, changes = "group.updated", after.name, _differences(before, after)
+        if not changes:
+            return None
+    else:
+        return None
+    return audit_record(
+        action=action, actor=actor, ip_address=ip_address, details={"group": name, "via": DJANGO_ADMIN, **changes}
+    )

@@ -1,21 +1,23 @@
-"""Accounts: the admins' pages for people and their roles, and each person's API tokens."""
+"""Accounts: the admins' pages for people and their roles, each person's password and API tokens."""
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, update_session_auth_hash
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import roles
 from ..errors import PortalError
-from ..forms.accounts import ApiTokenForm, UserCreateForm, UserUpdateForm
+from ..forms.accounts import ApiTokenForm, PasswordChangeForm, UserCreateForm, UserUpdateForm
 from ..http import PortalRequest, client_ip
 from ..selectors.accounts import api_token_get_for, api_tokens_of, users_for_administration
 from ..selectors.accounts import api_tokens_all as all_api_tokens
 from ..services.accounts import user_create as create_user
+from ..services.accounts import user_password_change
 from ..services.accounts import user_update as update_user
 from ..services.api_tokens import api_token_create
 from ..services.api_tokens import api_token_revoke as revoke_api_token
@@ -73,6 +75,28 @@ def user_edit(request: PortalRequest, user_id: int) -> HttpResponse:
             messages.success(request, f"Saved “{subject.get_username()}”.")
             return redirect("incidents:user-list")
     return render(request, "incidents/user_form.html", {"form": form, "subject": subject})
+
+
+@sensitive_post_parameters()
+@never_cache
+@require_http_methods(["GET", "POST"])
+def password_change(request: PortalRequest) -> HttpResponse:
+    """Anyone signed in, with or without a role, changes their own password (the only way besides an admin setting
+    one in the Django admin: the portal sends no e-mail, so it offers no password reset)."""
+    form = PasswordChangeForm(request, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user_password_change(
+                user=request.user, password=form.cleaned_data["new_password1"], ip_address=client_ip(request)
+            )
+        except PortalError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            # This session stays signed in; the account's other sessions end (they carry the old password's hash).
+            update_session_auth_hash(request, request.user)
+            messages.success(request, "Your password has been changed. Any other session of yours has been signed out.")
+            return redirect("incidents:password-change")
+    return render(request, "registration/password_change_form.html", {"form": form})
 
 
 @never_cache

@@ -20,6 +20,7 @@ MANAGER_PAGES = [
     ("declarations-filter-error", "/declarations/?date_from=2026-10-10&date_to=2026-10-01&q=ab", 200),
     ("summary", "/declarations/summary/", 200),
     ("tokens", "/tokens/", 200),
+    ("password", "/accounts/password/", 200),
     ("api-docs", "/api/docs/", 200),
     ("403", "/users/", 403),
     ("404", "/declarations/999999999/", 404),

@@ -1,0 +1,42 @@
+"""Signing in and out, as Django and django-axes announce it, into the audit trail: an interface like the tasks,
+each receiver a thin call to one service. Connected when the app is ready (apps.py)."""
+
+from axes.signals import user_locked_out
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from .http import client_ip
+from .services.authentication import lockout_record, sign_in_failure_record, sign_in_record, sign_out_record
+
+
+def _address(request: HttpRequest | None) -> str | None:
+    return client_ip(request) if request is not None else None
+
+
+def _page(request: HttpRequest | None) -> str | None:
+    """The page the person used, by its URL name ("login", "admin:login", …); None outside a routed request."""
+    match = getattr(request, "resolver_match", None)
+    return match.view_name if match is not None else None
+
+
+@receiver(user_logged_in, dispatch_uid="incidents.audit.signed_in")
+def signed_in(sender, request: HttpRequest | None, user, **kwargs) -> None:
+    sign_in_record(user=user, ip_address=_address(request), via=_page(request))
+
+
+@receiver(user_login_failed, dispatch_uid="incidents.audit.sign_in_failed")
+def sign_in_failed(sender, credentials: dict, request: HttpRequest | None = None, **kwargs) -> None:
+    # Django has already masked the password in `credentials`; only the username is read.
+    sign_in_failure_record(username=credentials.get("username"), ip_address=_address(request), via=_page(request))
+
+
+@receiver(user_locked_out, dispatch_uid="incidents.audit.locked_out")
+def locked_out(sender, request: HttpRequest | None, username: str | None, **kwargs) -> None:
+    lockout_record(username=username, ip_address=_address(request), via=_page(request))
+
+
+@receiver(user_logged_out, dispatch_uid="incidents.audit.signed_out")
+def signed_out(sender, request: HttpRequest | None, user, **kwargs) -> None:
+    if user is not None:  # signing out without having signed in changes nothing
+        sign_out_record(user=user, ip_address=_address(request), via=_page(request))
