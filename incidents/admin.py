@@ -1,9 +1,21 @@
 """Django's admin (admins only, see portal/admin_site.py): the audit trail is readable, never editable."""
 
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 
 from . import roles
+from .forms.accounts import AdminUserChangeForm, AdminUserCreationForm
 from .models import AuditEvent
+
+# Accounts made or renamed here follow the portal's username rules (services.accounts.username_check).
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class PortalUserAdmin(UserAdmin):
+    form = AdminUserChangeForm
+    add_form = AdminUserCreationForm
 
 
 @admin.register(AuditEvent)

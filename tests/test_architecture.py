@@ -35,6 +35,7 @@ LAYERS = {
     "views": 6,
     "api": 6,
     "tasks": 6,
+    "uploads": 6,
     "urls": 7,
     "management": 7,
     "apps": 7,
