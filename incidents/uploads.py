@@ -2,8 +2,9 @@
 may send them.
 
 - `RequestBodyLimitMiddleware` answers before any other part of Django reads the body (CSRF's check reads the form
-  of a POST; so would the view): a body declaring more than `max_request_bytes()` gets 413, and a multipart body
-  (files) from someone not signed in is sent to the sign-in page, unread.
+  of a POST; so would the view): a body declaring more than `max_request_bytes()` gets 413; from someone not signed
+  in, a multipart body (files) for a page behind the sign-in is sent to the sign-in page, and any body larger than
+  a sign-in form gets 413, unread.
 - `FileSizeLimitUploadHandler` stops storing a file once it passes PORTAL_MAX_FILE_BYTES: the rest of that part is
   counted and dropped, never spooled to disk, and the form reports the file as too big at its row.
 """
@@ -47,28 +48,46 @@ class RequestBodyLimitMiddleware:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             declared = 0  # Django then reads no body at all
-        api = _is_api(request)
+        multipart = (request.content_type or "").startswith("multipart/")
+        if declared <= ANONYMOUS_MAX_BODY_BYTES and not multipart:
+            return None  # the common case, decided without looking up the view
+        view = _view_of(request)
+        if view is API:
+            # The API refuses other media types and bodies over its own limit itself, unread (api/body.py).
+            return too_large().response() if declared > max_request_bytes() else None
         if declared > max_request_bytes():
-            if api:
-                return too_large().response()
-            context = {
-                "size": validators.human_size(declared),
-                "max_file_size": validators.human_size(settings.PORTAL_MAX_FILE_BYTES),
-                "max_files": settings.PORTAL_MAX_FILES,
-            }
-            return render(request, "413.html", context, status=413)
-        anonymous = not getattr(request, "user", None) or not request.user.is_authenticated
-        if anonymous and request.content_type.startswith("multipart/") and not api:
-            # The API refuses multipart bodies itself, unread (api/body.py), and answers in its envelope.
+            return _too_large_page(request, declared)
+        if request.user.is_authenticated:
+            return None
+        if multipart and getattr(view, "login_required", True):
+            # Where LoginRequiredMiddleware would send the person, before CSRF's check reads the form.
             return redirect_to_login(request.get_full_path())
+        if declared > ANONYMOUS_MAX_BODY_BYTES:
+            return _too_large_page(request, declared)
         return None
 
 
-def _is_api(request: HttpRequest) -> bool:
+# Someone not signed in can only sign in: a few hundred bytes (the sign-in form, sent as multipart by some clients).
+ANONYMOUS_MAX_BODY_BYTES = 64 * 1024
+API = object()
+
+
+def _view_of(request: HttpRequest) -> object | None:
+    """The view that will answer (API for the JSON API's), None for an address nothing answers."""
     try:
-        return "api" in resolve(request.path_info).namespaces
+        match = resolve(request.path_info)
     except Resolver404:
-        return False
+        return None
+    return API if "api" in match.namespaces else match.func
+
+
+def _too_large_page(request: HttpRequest, declared: int) -> HttpResponse:
+    context = {
+        "size": validators.human_size(declared),
+        "max_file_size": validators.human_size(settings.PORTAL_MAX_FILE_BYTES),
+        "max_files": settings.PORTAL_MAX_FILES,
+    }
+    return render(request, "413.html", context, status=413)
 
 
 class OversizedUpload(UploadedFile):

@@ -240,7 +240,7 @@ def caller_trigger_room() -> int:
     own fields are written for the longest username, declaration id and URL there can be."""
     longest_id = 2**63 - 1  # PostgreSQL's bigint
     longest = trigger_raw_data(
-        declared_by="u" * get_user_model()._meta.get_field("username").max_length,
+        declared_by="u" * (get_user_model()._meta.get_field("username").max_length or 150),
         declaration_id=longest_id,
         declaration_url=f"{settings.PORTAL_BASE_URL.rstrip('/')}/declarations/{longest_id}/",
         caller={"source": "", "rawData": ""},

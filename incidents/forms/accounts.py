@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 
 from django import forms
-from django.contrib.auth.forms import UserChangeForm, UserCreationForm
+from django.contrib.auth import forms as auth_forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -77,9 +77,9 @@ class UsernameRulesMixin(forms.BaseForm):
         return username
 
 
-class AdminUserCreationForm(UsernameRulesMixin, UserCreationForm):
+class AdminUserCreationForm(UsernameRulesMixin, auth_forms.AdminUserCreationForm):
     pass
 
 
-class AdminUserChangeForm(UsernameRulesMixin, UserChangeForm):
+class AdminUserChangeForm(UsernameRulesMixin, auth_forms.UserChangeForm):
     pass
