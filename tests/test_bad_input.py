@@ -72,6 +72,8 @@ FORM_CASES = [
         "Choose one of the response plans listed",
     ),
     Case("negative plan id", "form", {"plan": -1}, "Choose one of the response plans listed"),
+    Case("plan id beyond bigint", "form", {"plan": "9" * 30}, "Choose one of the response plans listed"),
+    Case("plan id of 4400 digits", "form", {"plan": "9" * 4400}, "Choose one of the response plans listed"),
     Case("hidden plan", "form", {"plan": "@hidden"}, "Choose one of the response plans listed"),
     Case("plan deleted in AWS", "form", {"plan": "@deleted"}, "Choose one of the response plans listed"),
     Case("plan for another group", "form", {"plan": "@restricted"}, "Choose one of the response plans listed"),
@@ -287,6 +289,15 @@ PAGE_CASES = [
         {"path": "/declarations/1/files/99999999999999999999999/"},
         "",
         status=404,
+    ),
+    Case(
+        "declare link naming a superscript plan", "page", {"path": "/declare/?plan=%C2%B2"}, "is not available to you"
+    ),
+    Case(
+        "declare link naming plan 10^4400", "page", {"path": "/declare/?plan=" + "9" * 4400}, "is not available to you"
+    ),
+    Case(
+        "declare link naming a plan beyond bigint", "page", {"path": "/declare/?plan=" + "9" * 30}, "is not available"
     ),
     Case("a forged history cursor", "page", {"path": "/declarations/?cursor=eyJhIjoxfQ:forged:sig"}, "Declarations"),
 ]

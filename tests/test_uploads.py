@@ -43,7 +43,7 @@ def test_a_body_over_the_limit_is_answered_413_before_it_is_read(support_client,
     settings.PORTAL_MAX_FILE_BYTES = MB
     response = post_unread(support_client, "/declare/", length=max_request_bytes() + 1)
     assert response.status_code == 413
-    page = response.content.decode()
+    page = " ".join(response.content.decode().split())
     assert "Too large to send" in page
     assert "at most 10 files of up to 1 MB each" in page
     assert "Nothing was received or stored" in page

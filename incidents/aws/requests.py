@@ -55,7 +55,7 @@ def start_incident_request(
     if items:
         request["relatedItems"] = items
     trigger = dict(trigger_details or {})
-    caller = {key: trigger[key] for key in ("source", "rawData") if key in trigger}
+    caller: dict[str, str] = {key: trigger[key] for key in ("source", "rawData") if key in trigger}
     portal_trigger: dict[str, Any] = {
         # Always the portal's own source: what AWS shows as the incident's origin is the portal, and the declarer
         # named in rawData is the person the portal authenticated, never a name a caller wrote.

@@ -16,7 +16,10 @@ def username_taken_by(*, username: str, exclude_user_id: int | None = None) -> s
     compatibility forms), if any. Read in full: accounts are made a few times a month, and casefold ("ß" is "ss")
     goes beyond what the database's LOWER() can compare."""
     key = validators.username_key(username)
-    names = get_user_model().objects.exclude(pk=exclude_user_id).values_list("username", flat=True)
+    users = get_user_model().objects.all()
+    if exclude_user_id is not None:
+        users = users.exclude(pk=exclude_user_id)
+    names = users.values_list("username", flat=True)
     return next((name for name in names.iterator() if validators.username_key(name) == key), None)
 
 
