@@ -20,6 +20,7 @@ from django.db import router, transaction
 from django.http import HttpRequest, HttpResponse
 
 from . import roles
+from .forms.accounts import AdminUserChangeForm, AdminUserCreationForm
 from .http import client_ip
 from .models import AuditEvent
 from .selectors.accounts import AccountState, account_state, group_state
@@ -109,6 +110,10 @@ admin.site.unregister(Group)
 
 @admin.register(User)
 class AuditedUserAdmin(AuditedAdmin, UserAdmin):
+    # Accounts made or renamed here follow the portal's username rules (services.accounts.username_check).
+    form = AdminUserChangeForm
+    add_form = AdminUserCreationForm
+
     def audited_state(self, obj: User) -> AccountState:
         return account_state(user=obj)
 

@@ -5,18 +5,24 @@ clear error at the field instead of an AWS ValidationException later. `client_ru
 patterns, limits and messages to the declare page's script, so that checking as you type agrees with the server.
 """
 
+import json
 import re
+import sys
 import unicodedata
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
+from confusable_homoglyphs import confusables
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.utils import timezone
 
 from .aws.client import start_incident_limits
+from .aws.requests import trigger_raw_data
 
 LIMITS = start_incident_limits()
 TITLE_MAX_LENGTH: int = LIMITS["title_max_length"]
@@ -34,6 +40,34 @@ LINK_SCHEMES = ("http", "https")
 SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 # Unicode category Cc (C0 and C1 controls), except the tab.
 CONTROL_CHARACTERS_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def _format_character_ranges() -> list[tuple[int, int]]:
+    """Unicode category Cf: zero-width and invisible characters (U+200B, U+2060, U+FEFF…) and every bidirectional
+    control (U+202A–U+202E, U+2066–U+2069, U+200E/U+200F, U+061C), which can hide text or show it in another
+    order than it is stored (Trojan Source, CVE-2021-42574). Listed as ranges of this Python's Unicode version, so
+    that the browser applies exactly the same set whatever its own Unicode version."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(code)) == "Cf":
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    return ranges
+
+
+FORMAT_CHARACTER_RANGES = _format_character_ranges()
+
+
+def _character_class(escape: Callable[[int], str]) -> str:
+    ranges = (escape(low) + (f"-{escape(high)}" if high > low else "") for low, high in FORMAT_CHARACTER_RANGES)
+    return "[" + "".join(ranges) + "]"
+
+
+INVISIBLE_CHARACTERS_RE = re.compile(_character_class(lambda code: f"\\U{code:08x}"))
+# The same class in JavaScript's syntax (used with the "u" flag).
+INVISIBLE_CHARACTERS_JS_PATTERN = _character_class(lambda code: f"\\u{{{code:x}}}")
 UNSAFE_FILE_NAME_CHARACTERS_RE = re.compile(r"[^A-Za-z0-9._ -]")
 FILE_NAME_MAX_LENGTH = 200
 HOSTNAME_MAX_LENGTH = 253  # what Django's URLValidator allows (RFC 1034)
@@ -43,6 +77,8 @@ _url_validator = URLValidator(schemes=list(LINK_SCHEMES))
 # Every message a person can get about a related item, with {placeholders}; the browser formats the same ones.
 MESSAGES = {
     "control_characters": "Remove the control characters (such as line breaks) from this text.",
+    "invisible_characters": "Remove the invisible character {code} from this text: invisible and text-direction "
+    "characters can hide or reorder what people read.",
     "title_too_long": "A title can be at most {limit} characters (it has {length}).",
     "link_too_long": "A link can be at most {limit} characters (it has {length}).",
     "link_scheme": "Only http:// and https:// links can be attached, not {scheme}: links.",
@@ -62,9 +98,18 @@ MESSAGES = {
 }
 
 
+def code_point(character: str) -> str:
+    return f"U+{ord(character):04X}"
+
+
 def reject_control_characters(value: str) -> None:
+    """THE rule for free text people and scripts send (titles, links, ARNs, names, notes): no control characters,
+    and no invisible or bidirectional formatting characters."""
     if CONTROL_CHARACTERS_RE.search(value):
         raise ValidationError(MESSAGES["control_characters"])
+    invisible = INVISIBLE_CHARACTERS_RE.search(value)
+    if invisible:
+        raise ValidationError(MESSAGES["invisible_characters"].format(code=code_point(invisible[0])))
 
 
 def validate_link_url(value: str) -> None:
@@ -143,22 +188,61 @@ def validate_related_item(*, kind: str, value: str = "", title: str = "", upload
         raise ValidationError(errors)
 
 
-def validate_trigger_source(value: str) -> None:
-    # AWS reserves "aws." sources for its own services (and records console starts as aws.ssm-incidents.custom).
-    if not value.strip():
-        raise ValidationError("Name what triggered the incident, such as com.example.alerting.")
-    if len(value) > TRIGGER_SOURCE_MAX_LENGTH:
-        raise ValidationError(
-            f"A trigger source can be at most {TRIGGER_SOURCE_MAX_LENGTH} characters (it has {len(value)})."
-        )
-    if value.lower().startswith("aws."):
-        raise ValidationError("Sources starting with “aws.” are reserved for AWS; use your own, such as com.example.")
+def validate_trigger_source(value: str) -> str:
+    """The caller's source as it is kept (without surrounding spaces). AWS reserves "aws." sources for its own
+    services (and records console starts as aws.ssm-incidents.custom); the portal's own source names the portal."""
     reject_control_characters(value)
+    source = value.strip()
+    if not source:
+        raise ValidationError("Name what triggered the incident, such as com.example.alerting.")
+    if len(source) > TRIGGER_SOURCE_MAX_LENGTH:
+        raise ValidationError(
+            f"A trigger source can be at most {TRIGGER_SOURCE_MAX_LENGTH} characters (it has {len(source)})."
+        )
+    # Compared as a reader would see it: " AWS.ssm" and "ａｗｓ.ssm" (full-width) are "aws.ssm" too.
+    folded = unicodedata.normalize("NFKC", source).casefold()
+    if folded.startswith("aws."):
+        raise ValidationError("Sources starting with “aws.” are reserved for AWS; use your own, such as com.example.")
+    if folded == unicodedata.normalize("NFKC", settings.PORTAL_TRIGGER_SOURCE).casefold():
+        raise ValidationError(
+            f"“{settings.PORTAL_TRIGGER_SOURCE}” is the portal's own source; name your system, such as "
+            "com.example.alerting."
+        )
+    return source
 
 
 def validate_trigger_raw_data(value: str) -> None:
     if len(value) > TRIGGER_RAW_DATA_MAX_LENGTH:
         raise ValidationError(f"rawData can be at most {TRIGGER_RAW_DATA_MAX_LENGTH} characters (it has {len(value)}).")
+
+
+def validate_trigger_fits(*, source: str, raw_data: str) -> None:
+    """The caller's source and rawData travel inside the portal's own rawData (aws/requests.py), which names the
+    declarer: together they must leave room for it within AWS's limit. Counted as JSON strings, as they are sent."""
+    room = caller_trigger_room() - _json_length(source)
+    if _json_length(raw_data) > room:
+        raise ValidationError(
+            f"rawData can be at most {room - 2} characters, counting the backslashes JSON adds before quotes and line "
+            f"breaks (it has {_json_length(raw_data) - 2}): the portal sends it to AWS inside its own rawData, beside "
+            "the declarer's name."
+        )
+
+
+def _json_length(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False))
+
+
+def caller_trigger_room() -> int:
+    """What AWS's rawData limit leaves for the caller's source and rawData (each as a JSON string) once the portal's
+    own fields are written for the longest username, declaration id and URL there can be."""
+    longest_id = 2**63 - 1  # PostgreSQL's bigint
+    longest = trigger_raw_data(
+        declared_by="u" * (get_user_model()._meta.get_field("username").max_length or 150),
+        declaration_id=longest_id,
+        declaration_url=f"{settings.PORTAL_BASE_URL.rstrip('/')}/declarations/{longest_id}/",
+        caller={"source": "", "rawData": ""},
+    )
+    return TRIGGER_RAW_DATA_MAX_LENGTH - len(longest) + 2 * _json_length("")
 
 
 TIMESTAMP_FORMAT = "Give an ISO 8601 date and time with a time zone, such as 2026-11-29T16:30:00Z."
@@ -175,12 +259,23 @@ def validate_trigger_timestamp(value: str) -> str:
         raise ValidationError(TIMESTAMP_FORMAT) from None
     if moment.tzinfo is None or "T" not in value.upper():
         raise ValidationError(TIMESTAMP_FORMAT)
-    moment = moment.astimezone(UTC)
+    # Compared before converting: at the ends of the calendar (9999-12-31T23:59:59-01:00) UTC does not exist.
     if moment < TRIGGER_TIMESTAMP_EARLIEST:
         raise ValidationError("The trigger's time cannot be before 1970.")
     if moment > timezone.now() + TRIGGER_TIMESTAMP_MAX_SKEW:
         raise ValidationError("The trigger's time is more than a day in the future; check the sender's clock.")
-    return moment.isoformat()
+    return moment.astimezone(UTC).isoformat()
+
+
+# The days the history and the summary can be asked about: days a declaration can have been made on, with room to
+# spare, and far enough from the calendar's ends that a day's start and end exist in every time zone.
+FILTER_DATE_EARLIEST = date(1970, 1, 1)
+FILTER_DATE_LATEST = date(2999, 12, 31)
+FILTER_DATE_MESSAGE = f"Choose a date from {FILTER_DATE_EARLIEST.isoformat()} to {FILTER_DATE_LATEST.isoformat()}."
+FILTER_DATE_VALIDATORS = [
+    MinValueValidator(FILTER_DATE_EARLIEST, message=FILTER_DATE_MESSAGE),
+    MaxValueValidator(FILTER_DATE_LATEST, message=FILTER_DATE_MESSAGE),
+]
 
 
 def validate_client_token(value: str) -> None:
@@ -189,6 +284,32 @@ def validate_client_token(value: str) -> None:
         raise ValidationError(f"Give 1 to {CLIENT_TOKEN_MAX_LENGTH} characters, or leave it out (it has {len(value)}).")
     if not value.isascii() or not value.isprintable():
         raise ValidationError("Use printable ASCII characters only, such as a UUID.")
+
+
+def username_key(username: str) -> str:
+    """What makes two usernames the same account name: compatibility forms folded (NFKC: "ａｄｍｉｎ" is "admin", as
+    Django itself normalises usernames) and case folded ("Admin", "ADMIN" and "admin" are one name)."""
+    return unicodedata.normalize("NFKC", username).casefold()
+
+
+def validate_username_lookalikes(username: str) -> None:
+    """No character outside ASCII that Unicode's confusables list (UTS #39, through confusable-homoglyphs) gives as
+    a look-alike of an ASCII letter or digit: "аdmin" with a Cyrillic а, "ɑdmin", "Αlice" with a Greek Α. Letters
+    that look like no ASCII one (é, ß, ø, 日…) are welcome."""
+    for character in dict.fromkeys(unicodedata.normalize("NFKC", username)):
+        if character.isascii():
+            continue
+        found = confusables.is_confusable(character, greedy=True)
+        lookalikes = [
+            glyph["c"]
+            for glyph in (found[0]["homoglyphs"] if found else [])
+            if len(glyph["c"]) == 1 and glyph["c"].isascii() and glyph["c"].isalnum()
+        ]
+        if lookalikes:
+            raise ValidationError(
+                f"“{character}” ({unicodedata.name(character, code_point(character))}) looks like the letter "
+                f"“{lookalikes[0]}”, so this name could pass for another account's; type it with plain letters."
+            )
 
 
 def safe_file_name(name: str) -> str:
@@ -260,6 +381,7 @@ def client_rules() -> dict[str, Any]:
         "arn_max_length": ARN_MAX_LENGTH,
         "arn_pattern": ARN_RE.pattern,
         "control_characters_pattern": CONTROL_CHARACTERS_RE.pattern,
+        "invisible_characters_pattern": INVISIBLE_CHARACTERS_JS_PATTERN,
         "items_max": RELATED_ITEMS_MAX,
         "max_file_bytes": settings.PORTAL_MAX_FILE_BYTES,
         "max_files": settings.PORTAL_MAX_FILES,

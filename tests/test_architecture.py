@@ -36,6 +36,7 @@ LAYERS = {
     "api": 6,
     "tasks": 6,
     "receivers": 6,
+    "uploads": 6,
     "urls": 7,
     "management": 7,
     "apps": 7,

@@ -1,9 +1,9 @@
 """The bad-input catalogue: hostile or malformed input, each refused with a clear error, nothing stored or sent.
 
 One row per input. `channel` says where it enters: the web form ("form"), the service layer that every interface
-shares ("service"), another person's resources ("access"), or the JSON API ("api": `POST /api/startIncident` with
-a valid bearer token unless the row says otherwise). Every row must leave the same counts behind: no declaration,
-related item or audit event, and no call in the sandbox's log.
+shares ("service"), another person's resources ("access"), a page a manager opens by its address ("page"), or the
+JSON API ("api": `POST /api/startIncident` with a valid bearer token unless the row says otherwise). Every row must
+leave the same counts behind: no declaration, related item or audit event, and no call in the sandbox's log.
 """
 
 import re
@@ -34,7 +34,7 @@ ARN = "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1234def567890"
 @dataclass(frozen=True)
 class Case:
     name: str
-    channel: str  # "form", "service", "access" or "api"
+    channel: str  # "form", "service", "access", "page" or "api"
     payload: dict[str, Any]
     message: str  # what the person is told (a substring of the page / error)
     status: int = 200
@@ -72,6 +72,8 @@ FORM_CASES = [
         "Choose one of the response plans listed",
     ),
     Case("negative plan id", "form", {"plan": -1}, "Choose one of the response plans listed"),
+    Case("plan id beyond bigint", "form", {"plan": "9" * 30}, "Choose one of the response plans listed"),
+    Case("plan id of 4400 digits", "form", {"plan": "9" * 4400}, "Choose one of the response plans listed"),
     Case("hidden plan", "form", {"plan": "@hidden"}, "Choose one of the response plans listed"),
     Case("plan deleted in AWS", "form", {"plan": "@deleted"}, "Choose one of the response plans listed"),
     Case("plan for another group", "form", {"plan": "@restricted"}, "Choose one of the response plans listed"),
@@ -90,6 +92,15 @@ FORM_CASES = [
         {"title": "<script>\nalert(1)</script>"},
         "Remove the control characters",
     ),
+    # Invisible and text-direction characters (Trojan Source): "invoice\u202efdp.exe" reads as "invoiceexe.pdf".
+    Case(
+        "title with a right-to-left override", "form", {"title": "invoice\u202efdp.exe"}, "invisible character U+202E"
+    ),
+    Case("title with a zero-width space", "form", {"title": "Checkout\u200b down"}, "invisible character U+200B"),
+    Case("title with a byte-order mark", "form", {"title": "\ufeffCheckout down"}, "invisible character U+FEFF"),
+    Case("title with a bidi isolate", "form", {"title": "a\u2067b\u2069"}, "invisible character U+2067"),
+    Case("title with a soft hyphen", "form", {"title": "pay\u00adpal"}, "invisible character U+00AD"),
+    Case("title with a tag character", "form", {"title": "ok\U000e0041"}, "invisible character U+E0041"),
     # Impact.
     Case("impact 0", "form", {"impact": 0}, "Choose an impact from 1 (critical) to 5 (no impact)."),
     Case("impact 6", "form", {"impact": 6}, "Choose an impact from 1 (critical) to 5 (no impact)."),
@@ -128,6 +139,24 @@ FORM_CASES = [
         "Remove the control characters",
     ),
     Case(
+        "link with a zero-width space in the host",
+        "form",
+        {"items": [link("https://paypa\u200bl.com/login")]},
+        "invisible character U+200B",
+    ),
+    Case(
+        "link with a right-to-left override",
+        "form",
+        {"items": [link("https://example.com/\u202egnp.exe")]},
+        "invisible character U+202E",
+    ),
+    Case(
+        "link title with a zero-width joiner",
+        "form",
+        {"items": [link("https://example.com", title="Run\u200dbook")]},
+        "invisible character U+200D",
+    ),
+    Case(
         "link title too long",
         "form",
         {"items": [link("https://example.com", title="t" * 201)]},
@@ -143,6 +172,12 @@ FORM_CASES = [
         "form",
         {"items": [resource("arn:aws:ec2:us-east-1:123456789012:instance/i-1\x1b[2J")]},
         "Remove the control characters",
+    ),
+    Case(
+        "ARN with a right-to-left mark",
+        "form",
+        {"items": [resource("arn:aws:ec2:us-east-1:123456789012:instance/i-1\u200f")]},
+        "invisible character U+200F",
     ),
     Case("unknown item kind", "form", {"items": [{"kind": "shell", "value": "rm -rf /"}]}, "Select a valid choice."),
     # Counts.
@@ -178,6 +213,13 @@ SERVICE_CASES = [
     Case("restricted plan via the service", "service", {"plan": "@restricted"}, "not available to you"),
     Case("overlong title via the service", "service", {"title": "x" * 201}, "at most 200 characters"),
     Case("control characters via the service", "service", {"title": "a\nb"}, "Remove the control characters"),
+    Case("bidi override via the service", "service", {"title": "a\u202eb"}, "invisible character U+202E"),
+    Case(
+        "zero-width link via the service",
+        "service",
+        {"items": [link("https://exa\u200bmple.com")]},
+        "invisible character U+200B",
+    ),
     Case("impact 9 via the service", "service", {"impact": 9}, "Choose an impact from 1"),
     Case("impact True via the service", "service", {"impact": True}, "Choose an impact from 1"),
     Case("javascript: link via the service", "service", {"items": [link("javascript:alert(1)")]}, "not javascript"),
@@ -196,6 +238,68 @@ SERVICE_CASES = [
     Case("empty file via the service", "service", {"items": [file("e.txt", b"")]}, "is empty"),
     Case("oversized via the service", "service", {"items": [file("b.txt", b"x" * 2048)]}, "at most 1 KB"),
     Case("file kind without a file", "service", {"items": [{"kind": "file"}]}, "Choose a file to attach"),
+]
+
+MANY_YEARS_AHEAD = "Choose a date from 1970-01-01 to 2999-12-31."
+
+# Addresses a manager can type: every one answered with a clear message, never a crash (or a download cut short).
+PAGE_CASES = [
+    Case(
+        "history to the last day of the calendar",
+        "page",
+        {"path": "/declarations/?date_to=9999-12-31"},
+        MANY_YEARS_AHEAD,
+    ),
+    Case(
+        "history from the first day of the calendar",
+        "page",
+        {"path": "/declarations/?date_from=0001-01-01"},
+        MANY_YEARS_AHEAD,
+    ),
+    Case(
+        "summary to the last day of the calendar",
+        "page",
+        {"path": "/declarations/summary/?date_to=9999-12-31"},
+        MANY_YEARS_AHEAD,
+    ),
+    Case(
+        "summary in the calendar's first week",
+        "page",
+        {"path": "/declarations/summary/?date_from=0001-01-01&date_to=0001-01-03"},
+        MANY_YEARS_AHEAD,
+    ),
+    Case(
+        "export to the last day of the calendar",
+        "page",
+        {"path": "/declarations/export.csv?date_to=9999-12-31"},
+        MANY_YEARS_AHEAD,
+        status=400,
+    ),
+    Case(
+        "export from the first day of the calendar",
+        "page",
+        {"path": "/declarations/export.csv?date_from=0001-01-01"},
+        MANY_YEARS_AHEAD,
+        status=400,
+    ),
+    Case("declaration id beyond bigint", "page", {"path": "/declarations/99999999999999999999999/"}, "", status=404),
+    Case(
+        "file id beyond bigint",
+        "page",
+        {"path": "/declarations/1/files/99999999999999999999999/"},
+        "",
+        status=404,
+    ),
+    Case(
+        "declare link naming a superscript plan", "page", {"path": "/declare/?plan=%C2%B2"}, "is not available to you"
+    ),
+    Case(
+        "declare link naming plan 10^4400", "page", {"path": "/declare/?plan=" + "9" * 4400}, "is not available to you"
+    ),
+    Case(
+        "declare link naming a plan beyond bigint", "page", {"path": "/declare/?plan=" + "9" * 30}, "is not available"
+    ),
+    Case("a forged history cursor", "page", {"path": "/declarations/?cursor=eyJhIjoxfQ:forged:sig"}, "Declarations"),
 ]
 
 ACCESS_CASES = [
@@ -288,7 +392,84 @@ API_CASES = [
         "“METRIC” cannot be sent here",
         field="relatedItems[0].identifier.type",
     ),
+    # Invisible and text-direction characters, wherever text is sent.
+    api_case(
+        "api: title with a right-to-left override",
+        {"body": {"title": "invoice\u202efdp.exe"}},
+        "invisible character U+202E",
+        field="title",
+    ),
+    api_case(
+        "api: URL with a zero-width space",
+        {"body": {"relatedItems": [api_link("https://paypa\u200bl.com")]}},
+        "invisible character U+200B",
+        field=ITEM_URL,
+    ),
+    api_case(
+        "api: ARN with a bidi isolate",
+        {"body": {"relatedItems": [api_resource(ARN + "\u2066")]}},
+        "invisible character U+2066",
+        field="relatedItems[0].identifier.value.arn",
+    ),
+    api_case(
+        "api: related item title with a zero-width joiner",
+        {"body": {"relatedItems": [api_link("https://example.com", "Run\u200dbook")]}},
+        "invisible character U+200D",
+        field="relatedItems[0].title",
+    ),
+    # Text JSON can carry but no system can store: a lone surrogate (UTF-8 cannot encode it).
+    api_case(
+        "api: lone surrogate in the title",
+        {"raw": '{"responsePlanArn": "{plan}", "title": "broken \\ud800 text"}'},
+        "Invalid Unicode",
+        field="title",
+    ),
+    api_case(
+        "api: lone low surrogate in a URL",
+        {
+            "raw": '{"responsePlanArn": "{plan}", "relatedItems": [{"identifier": {"type": "OTHER", '
+            '"value": {"url": "https://example.com/\\udc00"}}}]}'
+        },
+        "Invalid Unicode",
+        field=ITEM_URL,
+    ),
+    api_case(
+        "api: JSON nested 100,000 levels deep",
+        {"raw": '{"title": ' + "[" * 100_000 + "]" * 100_000 + "}"},
+        "nests arrays or objects too deeply",
+        code="MALFORMED_REQUEST",
+    ),
     # Trigger details.
+    api_case(
+        "api: trigger time at the calendar's end",
+        {"body": {"triggerDetails": {**TRIGGER, "timestamp": "9999-12-31T23:59:59-01:00"}}},
+        "more than a day in the future",
+        field="triggerDetails.timestamp",
+    ),
+    api_case(
+        "api: trigger time at the calendar's start",
+        {"body": {"triggerDetails": {**TRIGGER, "timestamp": "0001-01-01T00:00:00+01:00"}}},
+        "cannot be before 1970",
+        field="triggerDetails.timestamp",
+    ),
+    api_case(
+        "api: trigger source with a leading space before aws.",
+        {"body": {"triggerDetails": {**TRIGGER, "source": " aws.ssm"}}},
+        "reserved for AWS",
+        field="triggerDetails.source",
+    ),
+    api_case(
+        "api: trigger source is the portal's own",
+        {"body": {"triggerDetails": {**TRIGGER, "source": "com.example.incident-portal"}}},
+        "the portal's own source",
+        field="triggerDetails.source",
+    ),
+    api_case(
+        "api: rawData that leaves no room for the declarer",
+        {"body": {"triggerDetails": {**TRIGGER, "rawData": "r" * 9_900}}},
+        "the portal sends it to AWS inside its own rawData",
+        field="triggerDetails.rawData",
+    ),
     api_case(
         "api: trigger source aws.foo",
         {"body": {"triggerDetails": {**TRIGGER, "source": "aws.foo"}}},
@@ -361,7 +542,7 @@ API_CASES = [
     api_case("api: no token", {"token": None}, "Authorization: Bearer", code="UNAUTHENTICATED", status=401),
 ]
 
-CASES = FORM_CASES + SERVICE_CASES + ACCESS_CASES + API_CASES
+CASES = FORM_CASES + SERVICE_CASES + PAGE_CASES + ACCESS_CASES + API_CASES
 
 
 def test_the_catalogue_has_at_least_sixty_hostile_inputs():
@@ -460,7 +641,8 @@ def send_api(case, plans, user, owner):
         theirs, _ = declaration_create(declared_by=owner, response_plan=plans["website-outage"])
         return lambda: api.get(f"/api/declarations/{theirs.pk}")
     if "raw" in payload:
-        return lambda: api.post(START, raw=payload["raw"], content_type=payload.get("content_type", "application/json"))
+        raw = payload["raw"].replace("{plan}", plans["website-outage"].arn)
+        return lambda: api.post(START, raw=raw, content_type=payload.get("content_type", "application/json"))
     body = {"responsePlanArn": plans["website-outage"].arn, **payload.get("body", {})}
     body["responsePlanArn"] = getattr(resolve_plan(body["responsePlanArn"], plans), "arn", body["responsePlanArn"])
     return lambda: api.post(START, body)
@@ -490,11 +672,21 @@ def hostile_plans(plans):
 @pytest.mark.django_db
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_hostile_input_is_refused_clearly_and_nothing_is_stored_or_sent(
-    case, client, support_user, other_support_user, hostile_plans, sandbox, settings
+    case, client, support_user, other_support_user, manager_client, hostile_plans, sandbox, settings
 ):
     settings.PORTAL_MAX_FILE_BYTES = ONE_KB
     client.force_login(support_user)
     client.session_user = support_user
+    if case.channel == "page":
+        before = snapshot(sandbox)
+        response = manager_client.get(case.payload["path"])
+        # A streamed answer (the export) is read to its end: an error after its first line would surface here.
+        body = b"".join(response.streaming_content if response.streaming else [response.content]).decode()
+        assert response.status_code == case.status, body[:2000]
+        assert case.message in body.replace("&#x27;", "'"), body[:3000]
+        assert "Traceback" not in body
+        assert snapshot(sandbox) == before
+        return
     if case.channel == "access":
         status, body, _ = send_access(client, case, hostile_plans, other_support_user)
         before = snapshot(sandbox)  # the other person's declaration exists; nothing more may appear

@@ -59,6 +59,12 @@ class StrictJsonParser(Parser):
             ) from None
         except ValueError as exc:
             raise ApiError("MALFORMED_REQUEST", f"The body is not valid JSON: {exc}.") from None
+        except RecursionError:
+            # Python's parser recurses per level: ~1,000 levels of [[[… fit in a few kilobytes.
+            raise ApiError(
+                "MALFORMED_REQUEST",
+                "The body nests arrays or objects too deeply; a StartIncident request needs five levels at most.",
+            ) from None
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

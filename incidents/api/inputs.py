@@ -84,6 +84,10 @@ def _no_null_characters(value: str) -> str:
     # No field may hold one (PostgreSQL's text cannot), free text such as rawData included.
     if "\x00" in value:
         raise _invalid("Null characters are not allowed.")
+    # JSON's \ud800-\udfff escapes decode to lone surrogates when not written as a pair: no text can be stored or
+    # sent with one (UTF-8 cannot encode it).
+    if any("\ud800" <= character <= "\udfff" for character in value):
+        raise _invalid("Invalid Unicode: a \\ud800–\\udfff escape must be one of a surrogate pair.")
     return value
 
 
@@ -229,6 +233,14 @@ class TriggerDetails(Strict):
         json_schema_extra=ARN_LIMITS,
     )
 
+    @model_validator(mode="after")
+    def _leaves_room_for_the_declarer(self) -> Self:
+        try:
+            validators.validate_trigger_fits(source=self.source, raw_data=self.raw_data or "")
+        except DjangoValidationError as exc:
+            raise _errors_at({("rawData",): " ".join(exc.messages)}) from None
+        return self
+
 
 ClientToken = Annotated[
     Text,
@@ -275,8 +287,11 @@ class StartIncidentRequest(Strict):
     trigger_details: TriggerDetails | None = Field(
         None,
         alias="triggerDetails",
-        description="What caused the incident. Sent to AWS as given, instead of the portal's own (source "
-        "com.example.incident-portal, naming the declarer).",
+        description="What caused the incident. AWS receives the timestamp and triggerArn as given; the source is "
+        "always the portal's own, and rawData is the portal's JSON naming the declarer (the token's owner) and the "
+        "declaration, with your source and rawData inside it as strings: "
+        '`{"declaredBy", "declarationId", "declarationUrl", "caller": {"source", "rawData"}}`. Your source may not '
+        "start with `aws.` nor be the portal's own.",
     )
 
     def item_inputs(self) -> list[RelatedItemInput]:

@@ -7,8 +7,6 @@ from typing import Any
 
 from django.conf import settings
 
-from .client import start_incident_limits
-
 RELATED_ITEM_TYPES = {
     "link": ("OTHER", "url"),
     "resource": ("INVOLVED_RESOURCE", "arn"),
@@ -42,8 +40,9 @@ def start_incident_request(
 
     Title and impact are sent only where the person set them: AWS then takes the plan's own. The declare page's
     preview calls this too, with stand-ins for what only exists once the declaration is stored.
-    An API caller's own triggerDetails (say, the alarm that fired) are sent as given; otherwise the portal names
-    itself as the source and the declarer and declaration in rawData.
+    triggerDetails always name the portal as the source and the declarer in rawData; an API caller's own trigger
+    (say, the alarm that fired) keeps its timestamp and triggerArn, and its source and rawData travel inside the
+    portal's rawData (`trigger_raw_data`).
     """
     request: dict[str, Any] = {"responsePlanArn": response_plan_arn, "clientToken": client_token}
     if title:
@@ -55,21 +54,40 @@ def start_incident_request(
     ]
     if items:
         request["relatedItems"] = items
-    if trigger_details:
-        trigger: dict[str, Any] = dict(trigger_details)
-        trigger["timestamp"] = datetime.fromisoformat(trigger["timestamp"])
-        request["triggerDetails"] = trigger
-        return request
-    raw_data = json.dumps(
-        {"declaredBy": declared_by, "declarationId": declaration_id, "declarationUrl": declaration_url},
-        separators=(",", ":"),
-    )
-    request["triggerDetails"] = {
+    trigger = dict(trigger_details or {})
+    caller: dict[str, str] = {key: trigger[key] for key in ("source", "rawData") if key in trigger}
+    portal_trigger: dict[str, Any] = {
+        # Always the portal's own source: what AWS shows as the incident's origin is the portal, and the declarer
+        # named in rawData is the person the portal authenticated, never a name a caller wrote.
         "source": settings.PORTAL_TRIGGER_SOURCE,
-        "timestamp": created_at,
-        "rawData": raw_data[: start_incident_limits()["trigger_raw_data_max_length"]],
+        "timestamp": datetime.fromisoformat(trigger["timestamp"]) if "timestamp" in trigger else created_at,
+        "rawData": trigger_raw_data(
+            declared_by=declared_by,
+            declaration_id=declaration_id,
+            declaration_url=declaration_url,
+            caller=caller or None,
+        ),
     }
+    if "triggerArn" in trigger:
+        portal_trigger["triggerArn"] = trigger["triggerArn"]
+    request["triggerDetails"] = portal_trigger
     return request
+
+
+def trigger_raw_data(
+    *, declared_by: str, declaration_id: int | str, declaration_url: str, caller: dict[str, str] | None
+) -> str:
+    """The portal's rawData: the declarer and the declaration first, then an API caller's own trigger source and
+    rawData as strings inside `caller`, where they cannot stand in for the portal's fields. The caller's room is
+    checked before anything is stored (validators.validate_trigger_fits), so nothing is ever cut off here."""
+    data: dict[str, Any] = {
+        "declaredBy": declared_by,
+        "declarationId": declaration_id,
+        "declarationUrl": declaration_url,
+    }
+    if caller:
+        data["caller"] = caller
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 def attachment_key(*, client_token: str, position: int, file_name: str) -> str:

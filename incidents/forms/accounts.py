@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 from django import forms
 from django.contrib.auth import authenticate, password_validation
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.forms import PasswordChangeForm as DjangoPasswordChangeForm
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -11,6 +12,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from .. import roles, validators
 from ..http import PersonRequest
+from ..services.accounts import username_check
 
 ROLE_CHOICES = [(role, role.capitalize()) for role in roles.ALL]
 
@@ -86,3 +88,29 @@ class ApiTokenForm(forms.Form):
     def expires_at(self) -> datetime | None:
         days = self.cleaned_data.get("expires_in_days")
         return timezone.now() + timedelta(days=days) if days else None
+
+
+# --- Django's admin: its own user forms, with the portal's username rules ----------------------------------
+
+
+class UsernameRulesMixin(forms.BaseForm):
+    """The username must not pass for another account's: the same check as the portal's /users/ page."""
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"]
+        instance = getattr(self, "instance", None)
+        # Django normalises usernames (NFKC) when it saves them; checked as they will be stored.
+        normalized = instance.normalize_username(username) if instance is not None else username
+        try:
+            username_check(username=normalized, exclude_user_id=instance.pk if instance is not None else None)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages, code="unique") from None
+        return username
+
+
+class AdminUserCreationForm(UsernameRulesMixin, auth_forms.AdminUserCreationForm):
+    pass
+
+
+class AdminUserChangeForm(UsernameRulesMixin, auth_forms.UserChangeForm):
+    pass

@@ -6,6 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from .. import validators
 from ..models import Declaration, Impact
 from ..selectors.history import DEFAULT_SORT, HistoryFilters
 from ..selectors.plans import response_plan_choices
@@ -20,6 +21,17 @@ SORT_CHOICES = [
 ]
 
 SEARCH_MIN_LENGTH = 3
+
+
+def date_field(*, label: str) -> forms.DateField:
+    """A day in the address: within the days a declaration can have been made on (validators.FILTER_DATE_*)."""
+    bounds = {"min": validators.FILTER_DATE_EARLIEST.isoformat(), "max": validators.FILTER_DATE_LATEST.isoformat()}
+    return forms.DateField(
+        required=False,
+        label=label,
+        validators=validators.FILTER_DATE_VALIDATORS,
+        widget=forms.DateInput(attrs={"type": "date", **bounds}),
+    )
 
 
 class HistoryFilterForm(forms.Form):
@@ -52,8 +64,8 @@ class HistoryFilterForm(forms.Form):
         strip=True,
         widget=forms.TextInput(attrs={"placeholder": "username", "autocomplete": "off"}),
     )
-    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = date_field(label="From")
+    date_to = date_field(label="To")
     sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, widget=forms.Select)
 
     def __init__(self, *args, **kwargs):
@@ -93,8 +105,8 @@ class HistoryFilterForm(forms.Form):
 
 
 class SummaryRangeForm(forms.Form):
-    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = date_field(label="From")
+    date_to = date_field(label="To")
 
     MAX_DAYS = 366 * 2
 

@@ -217,12 +217,18 @@ def declarations_export_csv(*, user, filters: HistoryFilters, chunk_size: int) -
     too, with COPY: a million rows in ~10 s on the slowest day seen, against ~40 s through the ORM and the csv
     module. Lines end in LF, as COPY writes them.
     """
+    # The query is built (and its SQL written) before the first line is answered: a filter it cannot use fails the
+    # request with its own error, never a download cut short after the header.
+    rows = declarations_filtered(user=user, filters=filters).values_list(*(cell for _, cell in EXPORT_COLUMNS))
+    sql, params = rows.query.sql_with_params()
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow([name for name, _ in EXPORT_COLUMNS])
-    yield header.getvalue()
-    rows = declarations_filtered(user=user, filters=filters).values_list(*(cell for _, cell in EXPORT_COLUMNS))
+    return _export_lines(header.getvalue(), rows, sql=sql, params=params, chunk_size=chunk_size)
+
+
+def _export_lines(header: str, rows: QuerySet, *, sql: str, params: tuple, chunk_size: int) -> Iterator[str | bytes]:
+    yield header
     if connection.vendor == "postgresql":
-        sql, params = rows.query.sql_with_params()
         with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
             # A client that goes away closes this generator: psycopg cancels the COPY on the server.
             yield from _joined(copy, size=64 * 1024)

@@ -68,7 +68,8 @@ def response_plan_find_for(*, user, reference: str) -> ResponsePlan | None:
     reference = reference.strip()
     if "\x00" in reference:
         return None  # no plan is named so (PostgreSQL's text cannot hold a NUL, nor be asked about one)
-    if reference.isdigit():
+    # ASCII digits only ("²" and "٣" are digits to isdigit(), not to int()), and no more than an id can have.
+    if reference.isascii() and reference.isdigit() and len(reference) <= 18:
         found = plans.filter(pk=int(reference)).first()
         if found:
             return found

@@ -7,16 +7,26 @@ from typing import Any
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
-from .. import roles
+from .. import roles, validators
 from ..errors import PortalError
 from ..models import AuditEvent
-from ..selectors.accounts import AccountState
+from ..selectors.accounts import AccountState, username_taken_by
 from .audit import audit_record
 
 # Where a change recorded by *_admin_change_record was made, as the trail names it.
 DJANGO_ADMIN = "Django admin"
+
+USERNAME_TAKEN = "The account “{existing}” already exists: usernames that differ only in capitals count as the same."
+
+
+def username_check(*, username: str, exclude_user_id: int | None = None) -> None:
+    """A new or changed username must not pass for another account's (here, the admin's forms and setup_demo)."""
+    validators.validate_username_lookalikes(username)
+    existing = username_taken_by(username=username, exclude_user_id=exclude_user_id)
+    if existing is not None:
+        raise ValidationError(USERNAME_TAKEN.format(existing=existing))
 
 
 def _role_groups(role_names: Iterable[str]) -> list[Group]:
@@ -35,16 +45,24 @@ def user_create(
     User = get_user_model()
     user = User(username=username.strip(), email=email.strip())
     try:
-        user.full_clean(exclude=["password"])
+        user.full_clean(exclude=["password"])  # normalises the username (NFKC) as Django does
     except ValidationError as exc:
         field, messages = next(iter(exc.message_dict.items()))
         raise PortalError(" ".join(messages), field=field) from exc
+    try:
+        username_check(username=user.get_username())
+    except ValidationError as exc:
+        raise PortalError(" ".join(exc.messages), field="username") from exc
     try:
         password_validation.validate_password(password, user)
     except ValidationError as exc:
         raise PortalError(" ".join(exc.messages), field="password") from exc
     user.set_password(password)
-    user.save()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:  # a concurrent request made the same name (the unique index on LOWER(username))
+        raise PortalError(USERNAME_TAKEN.format(existing=user.get_username()), field="username") from exc
     groups = _role_groups(role_names)
     user.groups.set(groups)
     audit_record(

@@ -72,6 +72,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before anything reads a body: refuses oversized ones and anonymous uploads unread (incidents/uploads.py).
+    "incidents.uploads.RequestBodyLimitMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -316,7 +318,14 @@ PORTAL_ALLOWED_FILE_EXTENSIONS = env.list(
 # The declare page warns about declarations of the same plan made within this many minutes.
 PORTAL_DUPLICATE_WINDOW_MINUTES = env.int("PORTAL_DUPLICATE_WINDOW_MINUTES", default=60)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# The form's own fields (a hundred related items are ~130 KB); files are counted apart.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# A file part stops being stored once it passes PORTAL_MAX_FILE_BYTES; Django's own handlers keep what comes before.
+FILE_UPLOAD_HANDLERS = [
+    "incidents.uploads.FileSizeLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 DATA_UPLOAD_MAX_NUMBER_FILES = PORTAL_MAX_FILES + 5
 

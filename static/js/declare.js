@@ -19,6 +19,7 @@
       scheme: new RegExp(rules.scheme_pattern),
       arn: new RegExp(rules.arn_pattern),
       control: new RegExp(rules.control_characters_pattern),
+      invisible: new RegExp(rules.invisible_characters_pattern, "u"),
       unsafeFileName: new RegExp(rules.unsafe_file_name_pattern, "g"),
     };
     return true;
@@ -33,9 +34,22 @@
 
   // --- The server's rules (validators.py), applied to one value -------------------------------------------
 
+  // validators.reject_control_characters: control characters, then invisible and text-direction ones (named).
+  // The latter are looked for before trimming: JavaScript's trim() drops U+FEFF, Python's strip() keeps it.
+  function characterError(value, raw) {
+    if (patterns.control.test(value)) return message("control_characters");
+    const invisible = raw.match(patterns.invisible);
+    if (invisible) {
+      const code = invisible[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+      return message("invisible_characters", { code: `U+${code}` });
+    }
+    return "";
+  }
+
   function titleError(raw, limit) {
     const value = raw.trim();
-    if (patterns.control.test(value)) return message("control_characters");
+    const characters = characterError(value, raw);
+    if (characters) return characters;
     if (length(value) > limit) return message("title_too_long", { limit, length: length(value) });
     return "";
   }
@@ -90,7 +104,8 @@
   function valueError(kind, raw) {
     const value = raw.trim();
     if (!value) return message("value_missing");
-    if (patterns.control.test(value)) return message("control_characters");
+    const characters = characterError(value, raw);
+    if (characters) return characters;
     return kind === "resource" ? arnError(value) : linkError(value);
   }
 

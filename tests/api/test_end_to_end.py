@@ -1,8 +1,10 @@
 """A script's declaration, all the way: API → PostgreSQL → Redis → Celery worker → boto3 → sandbox."""
 
+import json
 import time
 
 import pytest
+from django.conf import settings
 
 from incidents.models import Declaration
 from tests.api.conftest import ALARM_ARN, INSTANCE_ARN, link, resource
@@ -51,7 +53,8 @@ def test_a_scripts_declaration_reaches_aws_with_the_callers_fields(api, plans, s
     ]
     record = ssm_incidents.get_incident_record(arn=data["incident_record_arn"])["incidentRecord"]
     assert (record["title"], record["impact"]) == ("Card payments failing in EU", 1)
-    assert record["incidentRecordSource"]["source"] == "com.example.alerting"
+    # AWS names the portal as the source, and the alarm that fired as the resource.
+    assert record["incidentRecordSource"]["source"] == settings.PORTAL_TRIGGER_SOURCE
     assert record["incidentRecordSource"]["resourceArn"] == ALARM_ARN
 
     (call,) = sandbox.calls()
@@ -59,8 +62,12 @@ def test_a_scripts_declaration_reaches_aws_with_the_callers_fields(api, plans, s
     declaration = Declaration.objects.get(pk=accepted["id"])
     # AWS gets the portal's own client token (fixed per declaration), not the caller's idempotency key.
     assert sent["clientToken"] == declaration.client_token
-    assert sent["triggerDetails"]["rawData"] == '{"alarm": "payments-eu-errors"}'
-    assert sent["triggerDetails"]["source"] == "com.example.alerting"
+    # The declarer is the token's owner, in the portal's rawData; the caller's own trigger travels inside it.
+    raw_data = json.loads(sent["triggerDetails"]["rawData"])
+    assert raw_data["declaredBy"] == declaration.declared_by.username
+    assert raw_data["declarationId"] == declaration.pk
+    assert raw_data["caller"] == {"source": "com.example.alerting", "rawData": '{"alarm": "payments-eu-errors"}'}
+    assert sent["triggerDetails"]["source"] == settings.PORTAL_TRIGGER_SOURCE
     related = ssm_incidents.list_related_items(incidentRecordArn=data["incident_record_arn"])["relatedItems"]
     assert {item["identifier"]["type"]: item["identifier"]["value"] for item in related} == {
         "OTHER": {"url": "https://grafana.example.com/d/payments"},

@@ -1,12 +1,15 @@
 """POST /api/startIncident: the StartIncident request shape, checked like the web form, answered in the envelope."""
 
+import json
 import re
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group
 
-from incidents import roles
+from incidents import roles, validators
 from incidents.models import AuditEvent, Declaration
+from incidents.selectors.declarations import declaration_start_request
 from tests.api.conftest import ALARM_ARN, INSTANCE_ARN, assert_error, link, resource
 from tests.helpers import declare_post
 
@@ -301,3 +304,56 @@ def test_the_callers_trigger_details_are_kept_for_aws(api, plans):
     assert api.start(body(plans, triggerDetails=trigger)).status_code == 202
     declaration = Declaration.objects.get()
     assert declaration.trigger_details == {**trigger, "timestamp": "2026-11-29T16:30:00+00:00"}
+
+
+def test_a_caller_cannot_name_someone_else_as_the_declarer(api, plans, support_user):
+    """The issue's case: rawData saying the boss declared it. AWS is told the token's owner did, by the portal."""
+    forged = json.dumps({"declaredBy": "ceo", "declarationId": 1, "declarationUrl": "https://evil.example/"})
+    trigger = {"source": "com.example.alerting", "timestamp": "2026-11-29T16:30:00Z", "rawData": forged}
+    assert api.start(body(plans, triggerDetails=trigger)).status_code == 202
+
+    sent = declaration_start_request(Declaration.objects.get())["triggerDetails"]
+    assert sent["source"] == settings.PORTAL_TRIGGER_SOURCE
+    raw_data = json.loads(sent["rawData"])
+    assert raw_data["declaredBy"] == support_user.username
+    assert raw_data["declarationUrl"].endswith(f"/declarations/{Declaration.objects.get().pk}/")
+    assert raw_data["caller"] == {"source": "com.example.alerting", "rawData": forged}
+    assert sent["timestamp"].isoformat() == "2026-11-29T16:30:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("com.example.incident-portal", "is the portal's own source"),
+        (" COM.Example.Incident-Portal ", "is the portal's own source"),
+        (" aws.ssm", "reserved for AWS"),
+        ("AWS.cloudwatch", "reserved for AWS"),
+        ("\uff41\uff57\uff53.ssm", "reserved for AWS"),  # full-width "aws"
+        ("\u200baws.ssm", "Remove the invisible character U+200B"),
+    ],
+)
+def test_the_portals_own_source_and_aws_prefixes_are_refused_however_written(api, plans, source, message):
+    trigger = {"source": source, "timestamp": "2026-11-29T16:30:00Z"}
+    error = assert_error(api.start(body(plans, triggerDetails=trigger)), 400, "VALIDATION_ERROR")
+    assert message in error["details"]["triggerDetails.source"]
+    assert not Declaration.objects.exists()
+
+
+def test_raw_data_must_leave_room_for_the_declarer(api, plans):
+    trigger = {"source": "com.example.alerting", "timestamp": "2026-11-29T16:30:00Z", "rawData": '"' * 5000}
+    error = assert_error(api.start(body(plans, triggerDetails=trigger)), 400, "VALIDATION_ERROR")
+    assert "counting the backslashes JSON adds" in error["details"]["triggerDetails.rawData"]
+    assert "(it has 10000)" in error["details"]["triggerDetails.rawData"]
+    assert not Declaration.objects.exists()
+
+
+def test_the_longest_raw_data_that_fits_is_sent_whole_within_awss_limit(api, plans, support_user):
+    room = validators.caller_trigger_room() - len(json.dumps("com.example.alerting")) - 2
+    raw = "r" * room
+    trigger = {"source": "com.example.alerting", "timestamp": "2026-11-29T16:30:00Z", "rawData": raw}
+    too_long = {**trigger, "rawData": raw + "r"}
+    assert_error(api.start(body(plans, triggerDetails=too_long)), 400, "VALIDATION_ERROR")
+    assert api.start(body(plans, triggerDetails=trigger)).status_code == 202
+    sent = declaration_start_request(Declaration.objects.get())["triggerDetails"]["rawData"]
+    assert json.loads(sent)["caller"]["rawData"] == raw
+    assert len(sent) <= validators.TRIGGER_RAW_DATA_MAX_LENGTH

@@ -299,6 +299,9 @@ CLIENT_CASES = {
         "http:/example.com",
         "https://status.example.com/a\x07b",
         "https://status.example.com/\x00",
+        "https://paypa\u200bl.com/login",
+        "https://example.com/\u202egnp.exe",
+        "\ufeffhttps://example.com/",
     ],
     "resource": [
         INSTANCE_ARN,
@@ -309,6 +312,8 @@ CLIENT_CASES = {
         "arn:aws:lambda:eu-west-1:123456789012:function:" + "f" * 1000,
         INSTANCE_ARN + "\x1b[2J",
         "arn:aws:w:ixo::n\x00x",
+        INSTANCE_ARN + "\u2066",
+        INSTANCE_ARN + "\U000e0041",
     ],
 }
 
@@ -365,7 +370,16 @@ def test_file_and_title_checks_in_the_browser_give_the_servers_verdict(page, liv
         assert browser == server_file_error(name, size), name
     for size in [0, 1, 1023, 1024, 1280, 1331, 1536, 10 * 1024 * 1024, 5 * 1024**3]:
         assert page.evaluate("(size) => window.PortalDeclare.humanSize(size)", size) == validators.human_size(size)
-    for title in ["fine", "two\nlines", "x" * 201, "tab\tok", "bell\x07"]:
+    for title in [
+        "fine",
+        "two\nlines",
+        "x" * 201,
+        "tab\tok",
+        "bell\x07",
+        "rlo\u202eexe.pdf",
+        "\ufeffbom",
+        "tag\U000e0041",
+    ]:
         browser = page.evaluate("(t) => window.PortalDeclare.titleError(t, 200)", title)
         server = ""
         try:

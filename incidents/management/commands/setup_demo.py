@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from incidents import roles
 from incidents.models import ResponsePlan
+from incidents.selectors.accounts import username_taken_by
 from incidents.services.plans import response_plan_update
 
 DEMO_ACCOUNTS = {"support": roles.SUPPORT, "manager": roles.MANAGER, "admin": roles.ADMIN}
@@ -31,6 +32,13 @@ class Command(BaseCommand):
         password = password or secrets.token_urlsafe(12)
         User = get_user_model()
         for username, group_name in DEMO_ACCOUNTS.items():
+            existing = username_taken_by(username=username)
+            if existing not in (None, username):
+                # Usernames are one name regardless of capitals: "Admin" would be this demo account's double.
+                raise CommandError(
+                    f"The account “{existing}” already exists and counts as the same name as the demo account "
+                    f"“{username}”; rename or remove it in the admin first."
+                )
             user, _ = User.objects.get_or_create(username=username)
             user.set_password(password)
             user.is_staff = username == "admin"
