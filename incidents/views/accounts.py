@@ -1,5 +1,6 @@
 """Accounts: the admins' pages for people and their roles, and each person's API tokens."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
@@ -103,6 +104,7 @@ def api_tokens(request: PortalRequest) -> HttpResponse:
             "created_secret": created_secret,
             "is_admin": roles.is_admin(request.user),
             "api_base": request.build_absolute_uri("/api/"),
+            "max_tokens": settings.PORTAL_API_MAX_TOKENS,
         },
     )
 
