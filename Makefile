@@ -6,7 +6,7 @@ UV := .uv/bin/uv
 PY := .venv/bin/python
 MANAGE := $(PY) manage.py
 
-.PHONY: run test setup services browser lint chaos bench clean
+.PHONY: run test setup production services browser lint chaos bench clean
 
 ## Start the portal with its worker and the AWS sandbox at http://127.0.0.1:8000
 run: setup
@@ -26,6 +26,12 @@ $(UV):
 .venv/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen
 	@touch $@
+
+## What production runs, without the development groups (the sandbox's moto and Flask, pytest, Playwright, awscli,
+## the linters): the same locked versions, `uv sync --no-default-groups`. Then see README, Running it in production.
+production: | $(UV)
+	$(UV) sync --frozen --no-default-groups
+	@rm -f .venv/.synced
 
 ## Start Redis and PostgreSQL when they are not running (as on a fresh machine)
 services:

@@ -7,7 +7,11 @@ import multiprocessing
 import os
 
 wsgi_app = "portal.wsgi"
-bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+# Only this machine by default: the proxy in front (README, Running it in production) is what the world reaches.
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# Forwarding headers are the portal's to judge, against its own list of proxies (PORTAL_PROXY_HOPS,
+# PORTAL_TRUSTED_PROXIES: incidents/http.py); gunicorn believes none (by default it would, from 127.0.0.1).
+forwarded_allow_ips = ""
 # Sync workers: the request path is short and CPU-bound, and the buffering proxy in front absorbs slow clients.
 # 2 × cores + 1 (5 on two cores) measured fastest for declarations here, ahead of gthread (README, Performance).
 workers = int(os.environ.get("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1))

@@ -1,4 +1,5 @@
-"""Health of the parts a declaration depends on, for /healthz and the worker heartbeat.
+"""Health of the parts a declaration depends on, for the operators' readiness report (/healthz/ready) and the worker
+heartbeat.
 
 Each check answers ok or not with a fixed, generic reason: exception texts can carry host names or credentials.
 """
@@ -9,11 +10,13 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection
 
 from .aws import client as aws
 
 HEARTBEAT_KEY = "portal:worker-heartbeat"
+AWS_CHECK_KEY = "health:aws"
 logger = logging.getLogger(__name__)
 
 
@@ -49,13 +52,23 @@ def _check_worker() -> dict[str, Any]:
 
 
 def _check_aws() -> dict[str, Any]:
+    """AWS's answer to ListResponsePlans, asked at most once per PORTAL_HEALTH_AWS_CACHE_SECONDS in each process:
+    a monitor polling every second must not become a stream of calls against the account's API quota."""
+    remembered = caches["local"].get(AWS_CHECK_KEY)
+    if remembered is not None:
+        answer, checked_at = remembered
+        return {**answer, "checked_seconds_ago": round(max(0.0, time.time() - checked_at), 1)}
     try:
         aws.ping(timeout=settings.PORTAL_HEALTH_TIMEOUT)
     except aws.AwsError as error:
         # The error code (e.g. ConnectionError, AccessDeniedException) helps operators and reveals no secret.
         logger.warning("health check aws failed: %s", error.code)
-        return {"ok": False, "reason": error.code}
-    return {"ok": True}
+        result: dict[str, Any] = {"ok": False, "reason": error.code}
+    else:
+        result = {"ok": True}
+    if settings.PORTAL_HEALTH_AWS_CACHE_SECONDS > 0:
+        caches["local"].set(AWS_CHECK_KEY, (result, time.time()), timeout=settings.PORTAL_HEALTH_AWS_CACHE_SECONDS)
+    return result
 
 
 CHECKS = {"database": _check_database, "redis": _check_redis, "worker": _check_worker, "aws": _check_aws}

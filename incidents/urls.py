@@ -37,5 +37,7 @@ urlpatterns = [
     # Anything else under /api/ answers in the envelope, never with the HTML 404 page or a login redirect
     # (a prefix match, so that paths with line breaks are caught too: `.*$` would stop at them).
     re_path(r"^api/", reference.not_found),
-    path("healthz", health.healthz, name="healthz"),
+    # Liveness for load balancers (anyone); readiness, with every part's state, for operators (views/access.py).
+    path("healthz", health.liveness, name="healthz"),
+    path("healthz/ready", health.readiness, name="healthz-ready"),
 ]

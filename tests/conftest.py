@@ -11,6 +11,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.cache import caches
 
 from incidents import roles
 from incidents.aws.client import reset_clients
@@ -83,6 +84,13 @@ def _aws_is_the_sandbox(request):
     )
     if uses_database:
         request.getfixturevalue("sandbox")
+
+
+@pytest.fixture(autouse=True)
+def _process_memory_forgotten():
+    """Each test starts with an empty per-process cache (the readiness report's last AWS answer, the rate limits'
+    counts while Redis is away), as a new process would."""
+    caches["local"].clear()
 
 
 @pytest.fixture

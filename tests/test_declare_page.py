@@ -152,6 +152,7 @@ def test_the_duplicate_guard_lists_recent_declarations_of_the_plan(
     plan = plans["security-event"]
     mine, _ = declaration_create(declared_by=support_user, response_plan=plan, title="Leaked key")
     theirs, _ = declaration_create(declared_by=other_support_user, response_plan=plan, title="Phishing")
+    Declaration.objects.filter(pk=theirs.pk).update(state=Declaration.State.STARTED)
     old, _ = declaration_create(declared_by=support_user, response_plan=plan, title="Last week's")
     Declaration.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=61))
     failed, _ = declaration_create(declared_by=support_user, response_plan=plan, title="Did not start")
@@ -161,12 +162,28 @@ def test_the_duplicate_guard_lists_recent_declarations_of_the_plan(
     page = support_client.get(DECLARE, {"plan": plan.pk}, **htmx("plan-summary")).content.decode()
     assert "<html" not in page
     assert "2 declarations of this plan in the last 60 minutes" in page
-    assert f'href="/declarations/{mine.pk}/"' in page
-    # Others' declarations are named, but linked only for those who may open them.
-    assert "Phishing" in page
-    assert f'href="/declarations/{theirs.pk}/"' not in page
+    assert f'href="/declarations/{mine.pk}/"' in page and "Leaked key" in page
     for absent in ("Last week&#x27;s", "Did not start", "Other plan"):
         assert absent not in page
+
+
+def test_support_staff_learn_of_others_declarations_without_their_titles_or_names(
+    support_client, plans, support_user, other_support_user
+):
+    """Support staff may open only their own declarations: the warning used to show everyone's titles and names.
+    It still warns — how many, how recent, whether an incident already started — so nobody declares twice."""
+    plan = plans["security-event"]
+    theirs, _ = declaration_create(declared_by=other_support_user, response_plan=plan, title="Phishing of the CFO")
+    Declaration.objects.filter(pk=theirs.pk).update(state=Declaration.State.STARTED)
+    declaration_create(declared_by=other_support_user, response_plan=plan, title="Second wave")
+
+    page = support_client.get(DECLARE, {"plan": plan.pk}, **htmx("plan-summary")).content.decode()
+
+    assert "Already declared? 2 declarations of this plan in the last 60 minutes." in page
+    assert "2 by other people, the latest just now; 1 already started an incident in Incident Manager." in page
+    assert "ask your incident channel or a manager" in page
+    for secret in ("Phishing of the CFO", "Second wave", "olga.support", f"/declarations/{theirs.pk}/"):
+        assert secret not in page
 
 
 def test_the_duplicate_window_is_configurable(support_client, plans, support_user, settings):
@@ -178,10 +195,14 @@ def test_the_duplicate_window_is_configurable(support_client, plans, support_use
 
 
 def test_managers_get_links_to_everyones_declarations(client, manager_user, other_support_user, plans):
-    theirs, _ = declaration_create(declared_by=other_support_user, response_plan=plans["website-outage"])
+    theirs, _ = declaration_create(
+        declared_by=other_support_user, response_plan=plans["website-outage"], title="Checkout down"
+    )
     client.force_login(manager_user)
     page = client.get(DECLARE, {"plan": "website-outage"}, **htmx("plan-summary")).content.decode()
     assert f'href="/declarations/{theirs.pk}/"' in page
+    assert "Checkout down" in page and "by olga.support" in page
+    assert "by other people" not in page
 
 
 def preview_of(client, data) -> dict:

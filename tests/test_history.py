@@ -140,6 +140,60 @@ def test_the_plan_filter_names_every_plan_as_people_know_it(manager_client, plan
     assert numbers(response) and all(row.response_plan_id == pay.pk for row in response.context["page"].rows)
 
 
+def plan_filter(response) -> dict[int, str]:
+    """The history's plan filter as {plan id: label}."""
+    select = re.search(r'<select name="plan".*?</select>', response.content.decode(), re.S).group()
+    return {int(value): label for value, label in re.findall(r'<option value="(\d+)"[^>]*>([^<]*)</option>', select)}
+
+
+@pytest.mark.django_db
+def test_support_staff_find_in_the_plan_filter_only_plans_they_use_or_declared_with(
+    support_client, manager_client, plans, history
+):
+    """Every plan's name used to be listed to everyone, hidden and restricted ones too."""
+    from django.contrib.auth.models import Group
+
+    web, pay = plans["website-outage"], plans["payments-degraded"]
+    web.display_name, web.is_visible = "Storefront down", False  # hidden now, but sam declared with it
+    web.save()
+    secret = plans["security-event"]
+    secret.display_name = "Board-level breach"
+    secret.save()
+    secret.allowed_groups.set([Group.objects.get(name="managers")])
+    tooling = plans["internal-tooling"]
+    tooling.display_name, tooling.is_visible = "Project Nightingale", False
+    tooling.save()
+
+    # The manager's list first: the cached <select> must not be served to someone who may see less.
+    assert set(plan_filter(manager_client.get("/declarations/"))) == {plan.pk for plan in plans.values()}
+    response = support_client.get("/declarations/")
+
+    listed = plan_filter(response)
+    assert listed[web.pk] == "Storefront down"
+    assert listed[pay.pk] == pay.label
+    assert listed[plans["data-pipeline-delay"].pk] == plans["data-pipeline-delay"].label
+    assert secret.pk not in listed and tooling.pk not in listed
+    page = response.content.decode()
+    assert "Board-level breach" not in page and "Project Nightingale" not in page
+
+    # Nor does asking for such a plan by number tell anything about it.
+    asked = support_client.get("/declarations/", {"plan": secret.pk})
+    assert "That response plan does not exist" in asked.content.decode()
+    assert "Board-level breach" not in asked.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_support_persons_plan_filter_follows_their_roles(support_client, support_user, plans):
+    from django.contrib.auth.models import Group
+
+    secret = plans["security-event"]
+    managers = Group.objects.get(name="managers")
+    secret.allowed_groups.set([managers])
+    assert secret.pk not in plan_filter(support_client.get("/declarations/"))
+    support_user.groups.add(managers)  # promoted: the plan (and everything else) is theirs to see now
+    assert secret.pk in plan_filter(support_client.get("/declarations/"))
+
+
 @pytest.mark.django_db
 def test_a_change_to_a_plan_shows_in_the_plan_filter_at_once(manager_client, plans):
     """The plan filter is kept once rendered (declaration_list.html): a renamed plan must show on the next page."""

@@ -3,7 +3,11 @@
 import json
 import multiprocessing
 import runpy
+import shlex
+import subprocess
 
+import pytest
+from django.core.management import CommandError, call_command
 from gunicorn.config import Config
 
 from tests.conftest import worker_database_url
@@ -156,3 +160,79 @@ def test_gunicorn_config_lets_a_long_export_finish(monkeypatch):
     assert config.wsgi_app == "portal.wsgi"
     assert config.timeout >= 300
     assert config.workers == 2 * multiprocessing.cpu_count() + 1
+    # Only this machine (the proxy) reaches gunicorn by default, and gunicorn itself believes no forwarding header:
+    # the portal judges them against its own list of proxies.
+    assert config.bind == ["127.0.0.1:8000"]
+    assert config.forwarded_allow_ips == []
+
+
+PRODUCTION = {"SECRET_KEY": "z" * 60, "ALLOWED_HOSTS": "portal.example.com", "LOG_LEVEL": "WARNING"}
+
+
+def production_values(*names: str, **env: str) -> dict:
+    script = (
+        "import json; from django.conf import settings; "
+        f"print(json.dumps({{n: getattr(settings, n) for n in {list(names)!r}}}, default=str))"
+    )
+    result = manage("shell", "-c", script, **PRODUCTION, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_production_believes_the_proxys_https_header_only_once_a_proxy_is_configured():
+    """X-Forwarded-Proto: https used to be believed from any client."""
+    direct = production_values("SECURE_PROXY_SSL_HEADER", "PORTAL_PROXY_HOPS", "AXES_CLIENT_IP_CALLABLE")
+    assert direct == {
+        "SECURE_PROXY_SSL_HEADER": None,
+        "PORTAL_PROXY_HOPS": 0,
+        "AXES_CLIENT_IP_CALLABLE": "incidents.http.client_ip",  # the lockout keys on the audit trail's address
+    }
+    behind = production_values("SECURE_PROXY_SSL_HEADER", "PORTAL_TRUSTED_PROXIES", PORTAL_PROXY_HOPS="1")
+    assert behind["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert behind["PORTAL_TRUSTED_PROXIES"] == ["127.0.0.1/32", "::1/128"]
+    custom = production_values(
+        "SECURE_PROXY_SSL_HEADER",
+        PORTAL_PROXY_HOPS="2",
+        PORTAL_PROXY_PROTO_HEADER="X-Scheme",
+        PORTAL_TRUSTED_PROXIES="10.0.0.0/8, fd00::/8",
+    )
+    assert custom["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_SCHEME", "https"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("PORTAL_TRUSTED_PROXIES", "10.0.0.1/8", "PORTAL_TRUSTED_PROXIES must be IP addresses or networks"),
+        ("PORTAL_OPERATOR_NETWORKS", "intranet", "PORTAL_OPERATOR_NETWORKS must be IP addresses or networks"),
+        ("PORTAL_PROXY_HOPS", "-1", "PORTAL_PROXY_HOPS must be 0"),
+        ("PORTAL_OPERATOR_TOKEN", "short", "PORTAL_OPERATOR_TOKEN must be at least 24 characters"),
+    ],
+)
+def test_proxy_and_operator_settings_that_do_not_parse_name_their_variable(variable, value, message):
+    result = manage("check", **PRODUCTION, **{variable: value})
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+# --- What production installs and runs --------------------------------------------------------------------------
+
+
+def test_a_production_install_leaves_the_development_groups_out():
+    """Production installed the development group too: moto and Flask (the sandbox), Playwright, awscli, pytest."""
+    planned = subprocess.run(["make", "-n", "production"], cwd=ROOT, capture_output=True, text=True, check=True)
+    sync = next(shlex.split(line) for line in planned.stdout.splitlines() if " sync " in line)
+    export = [*sync[: sync.index("sync")], "export", *sync[sync.index("sync") + 1 :], "--no-hashes"]
+    listed = subprocess.run(export, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    packages = {line.split("==")[0].strip().lower() for line in listed.splitlines() if "==" in line}
+    assert {"django", "gunicorn", "celery", "boto3", "psycopg", "django-axes", "django-ninja"} <= packages
+    assert not packages & {"moto", "flask", "playwright", "awscli", "pytest", "mypy", "ruff", "schemathesis"}
+
+
+def test_the_sandbox_refuses_to_run_outside_local_mode():
+    result = manage("sandbox", **PRODUCTION)
+    assert result.returncode == 1
+    assert "runs in local mode only" in result.stderr
+    assert "portal.settings.production" in result.stderr
+    assert "Traceback" not in result.stderr  # said plainly, before reaching for moto (not installed in production)
+    with pytest.raises(CommandError, match="runs in local mode only"):
+        call_command("sandbox")  # the test settings are not local mode either

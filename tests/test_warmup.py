@@ -134,8 +134,9 @@ def test_a_web_worker_is_connected_to_the_broker_before_its_first_request(gunico
 
 def test_a_web_worker_starts_and_serves_while_the_broker_is_down(gunicorn):
     url, log = gunicorn(broker_url(port=free_port()))  # nothing listens there
-    # The health endpoint answers (and tells a load balancer that Redis is down) instead of the worker dying.
-    status, report = get(url + "/healthz")
+    # The readiness report answers (and tells an operator on this machine that Redis is down) instead of the worker
+    # dying.
+    status, report = get(url + "/healthz/ready")
     assert status == 503
     assert report["checks"]["redis"]["ok"] is False
     assert "Celery's broker was not reachable at start" in log.read_text()

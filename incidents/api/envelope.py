@@ -17,7 +17,7 @@ ERRORS = {
     "CONFLICT": (409, "The clientToken / Idempotency-Key was already used with a different request."),
     "PAYLOAD_TOO_LARGE": (413, "The body is larger than the API accepts."),
     "UNSUPPORTED_MEDIA_TYPE": (415, "The body is not sent as `Content-Type: application/json`."),
-    "RATE_LIMITED": (429, "Too many requests for this token; wait for `Retry-After` seconds."),
+    "RATE_LIMITED": (429, "Too many requests for this token, or its owner's tokens; wait for `Retry-After` seconds."),
     "INTERNAL_ERROR": (500, "An unexpected failure on the portal's side; nothing internal is revealed."),
 }
 ERROR_STATUS = {code: status for code, (status, _) in ERRORS.items()}

@@ -68,11 +68,12 @@ class HistoryFilterForm(forms.Form):
     date_to = date_field(label="To")
     sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, widget=forms.Select)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        # One query: the same list checks the chosen plan and renders the options.
+        # One query: the same list checks the chosen plan and renders the options (only plans `user` may know of).
         plans = cast(forms.TypedChoiceField, self.fields["plan"])
-        plans.choices = [("", "Any response plan"), *response_plan_choices()]
+        self.plan_choices = response_plan_choices(user=user)
+        plans.choices = [("", "Any response plan"), *self.plan_choices]
 
     def clean_q(self) -> str:
         search = self.cleaned_data["q"]

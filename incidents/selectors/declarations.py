@@ -3,11 +3,11 @@ of a plan (likely the same outage), and the declare page's preview of a declarat
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -80,6 +80,49 @@ def declarations_recent_for_plan(*, response_plan: ResponsePlan) -> QuerySet[Dec
         .select_related("declared_by", "response_plan")
         .order_by("-created_at", "-id")
     )
+
+
+@dataclass(frozen=True)
+class RecentForPlan:
+    """Recent declarations of a plan as one person may see them: the ones they may open, in full; the others only
+    counted, so that the duplicate warning still works without showing titles or names they may not read."""
+
+    openable: list[Declaration]
+    others: int = 0
+    others_started: int = 0
+    others_latest: datetime | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.openable) + self.others
+
+
+def declarations_recent_for_plan_seen_by(*, response_plan: ResponsePlan, user, limit: int = 10) -> RecentForPlan:
+    """declarations_recent_for_plan as `user` may see it (newest first, at most `limit` in full)."""
+    recent = declarations_recent_for_plan(response_plan=response_plan)
+    if roles.is_manager(user):
+        return RecentForPlan(openable=list(recent[:limit]))
+    visible = declarations_visible_to(user=user).values("pk")
+    others = (
+        recent.exclude(pk__in=visible)
+        .order_by()
+        .aggregate(
+            count=Count("pk"),
+            started=Count("pk", filter=Q(state=Declaration.State.STARTED)),
+            latest=Max("created_at"),
+        )
+    )
+    return RecentForPlan(
+        openable=list(recent.filter(pk__in=visible)[:limit]),
+        others=others["count"],
+        others_started=others["started"],
+        others_latest=others["latest"],
+    )
+
+
+def declaration_made_with_key(*, user, idempotency_key: str) -> Declaration | None:
+    """The declaration this person already made with this form (its idempotency key), if any."""
+    return Declaration.objects.filter(declared_by=user, idempotency_key=idempotency_key).first()
 
 
 # Stand-ins in the preview for what exists only once the declaration is stored.

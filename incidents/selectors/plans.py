@@ -76,10 +76,16 @@ def response_plan_find_for(*, user, reference: str) -> ResponsePlan | None:
     return plans.filter(Q(name=reference) | Q(arn=reference)).first()
 
 
-def response_plan_choices() -> list[tuple[int, str]]:
-    """Every plan the portal knows, hidden and deleted ones too (their declarations stay in the history), as
-    (id, label) by name: the history's plan filter."""
-    rows = ResponsePlan.objects.order_by("name").values_list("id", "name", "display_name", "aws_display_name")
+def response_plan_choices(*, user) -> list[tuple[int, str]]:
+    """The history's plan filter, as (id, label) by name. Managers: every plan the portal knows, hidden and deleted
+    ones too (their declarations stay in the history). Others see only their own declarations, so only the plans
+    they may use or have declared with: the names of hidden and restricted plans are not theirs to read."""
+    plans = ResponsePlan.objects.all()
+    if not roles.is_manager(user):
+        available = response_plans_available_to(user=user).values("pk")
+        declared_with = Declaration.objects.filter(declared_by=user).values("response_plan_id")
+        plans = plans.filter(Q(pk__in=available) | Q(pk__in=declared_with))
+    rows = plans.order_by("name").values_list("id", "name", "display_name", "aws_display_name")
     return [
         (pk, ResponsePlan.label_of(name=name, display_name=display_name, aws_display_name=aws_display_name))
         for pk, name, display_name, aws_display_name in rows

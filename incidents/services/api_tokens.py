@@ -1,26 +1,19 @@
-"""Writes personal API tokens (made, revoked, used) and counts the API's requests against its rate limit."""
+"""Writes personal API tokens (made, revoked, used)."""
 
 import hashlib
-import logging
-import math
-import re
 import secrets
-import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
-from django.core.exceptions import ImproperlyConfigured
+from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .. import roles
 from ..errors import PortalError
 from ..models import ApiToken
 from .audit import audit_record
-
-logger = logging.getLogger(__name__)
-
 
 API_TOKEN_PREFIX = "ipt_"  # noqa: S105 - a public marker, not a secret
 
@@ -50,6 +43,19 @@ def api_token_create(
     )
     token.full_clean()
     with transaction.atomic():
+        # The owner's row is the lock: two requests at once cannot both take the last free place.
+        User.objects.select_for_update().filter(pk=owner.pk).first()
+        now = timezone.now()
+        active = ApiToken.objects.filter(owner=owner, revoked_at=None).filter(
+            Q(expires_at=None) | Q(expires_at__gt=now)
+        )
+        limit = settings.PORTAL_API_MAX_TOKENS
+        if active.count() >= limit:
+            raise PortalError(
+                f"{owner.get_username()} already has {limit} active API token{'s' if limit != 1 else ''}, the most "
+                "one person may have: revoke one that is no longer used, then create the new one.",
+                code="too_many_tokens",
+            )
         token.save(force_insert=True)
         audit_record(
             action="api_token.created",
@@ -106,37 +112,3 @@ def api_token_authenticate(*, secret: str) -> ApiToken:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token
-
-
-RATE_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def api_rate_limit_parse(text: str) -> tuple[int, int]:
-    """ "60/m" → (60 requests, per 60 seconds). Units: s, m, h, d."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*([smhd])\s*", text or "")
-    if not match or int(match[1]) < 1:
-        raise ImproperlyConfigured(f"PORTAL_API_RATE_LIMIT must look like 60/m (requests/s|m|h|d), not {text!r}.")
-    return int(match[1]), RATE_PERIODS[match[2]]
-
-
-def api_rate_limit_hit(*, key: str) -> int | None:
-    """Count one request against `key`. Returns None when allowed, else the seconds until requests are allowed again.
-
-    A fixed window that opens with the key's first request and lasts one period. The counter lives in the shared
-    cache (Redis), so every web process counts against the same limit. When the cache cannot be reached, the request
-    is allowed: losing the limit for a moment beats refusing every script.
-    """
-    limit, period = api_rate_limit_parse(settings.PORTAL_API_RATE_LIMIT)
-    now = time.time()
-    base = f"api-rate:{key}:{limit}/{period}"
-    try:
-        cache.add(f"{base}:opened", now, timeout=period)
-        cache.add(f"{base}:count", 0, timeout=period)
-        count = cache.incr(f"{base}:count")
-        if count <= limit:
-            return None
-        opened = cache.get(f"{base}:opened") or now
-    except Exception:
-        logger.warning("API rate limit not enforced: the cache is unreachable", exc_info=True)
-        return None
-    return max(1, math.ceil(opened + period - now))

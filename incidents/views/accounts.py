@@ -1,5 +1,6 @@
 """Accounts: the admins' pages for people and their roles, each person's password and API tokens."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, update_session_auth_hash
 from django.core.exceptions import PermissionDenied
@@ -127,6 +128,7 @@ def api_tokens(request: PortalRequest) -> HttpResponse:
             "created_secret": created_secret,
             "is_admin": roles.is_admin(request.user),
             "api_base": request.build_absolute_uri("/api/"),
+            "max_tokens": settings.PORTAL_API_MAX_TOKENS,
         },
     )
 

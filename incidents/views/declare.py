@@ -2,6 +2,7 @@
 (`declare.html#fragment`); every fragment has a plain-HTML path too, so the page works without JavaScript."""
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,12 +29,13 @@ from ..models import IMPACT_DESCRIPTIONS, Declaration, Impact, RelatedItem, Resp
 from ..selectors.declarations import (
     ASSIGNED_ON_SUBMIT,
     PreviewItem,
+    declaration_made_with_key,
     declaration_preview_request,
-    declarations_recent_for_plan,
-    declarations_visible_to,
+    declarations_recent_for_plan_seen_by,
 )
 from ..selectors.plans import response_plans_search, response_plans_version
 from ..services.declarations import declaration_create
+from ..services.rate_limits import rate_limit_hit, rate_limit_parse
 from .access import declarer_required
 
 # The declare page's submit buttons: declaring, and re-rendering what was entered (without JavaScript).
@@ -62,6 +64,8 @@ def declare(request: PortalRequest) -> HttpResponse:
                 response = _declare(request, form, formset)
                 if response:
                     return response
+            # The page comes back with everything typed; only chosen files cannot be kept by a browser.
+            files_dropped = bool(request.FILES) and not request.htmx
         else:
             # Re-render what was entered, with one more row when asked; errors wait for the real submit.
             data = request.POST.copy()
@@ -116,6 +120,18 @@ def declare(request: PortalRequest) -> HttpResponse:
 
 def _declare(request: PortalRequest, form: DeclarationForm, formset) -> HttpResponse | None:
     data = form.cleaned_data
+    retry_after = rate_limit_hit(
+        key=f"declare-person:{request.user.pk}",
+        rate=settings.PORTAL_DECLARE_RATE_LIMIT,
+        setting="PORTAL_DECLARE_RATE_LIMIT",
+    )
+    if retry_after is not None:
+        # A second click on a form that already declared is answered with its declaration, limit or not.
+        made = declaration_made_with_key(user=request.user, idempotency_key=data["idempotency_key"])
+        if made is None:
+            form.add_error(None, _declare_again_message(retry_after))
+            return None
+        return HttpResponseClientRedirect(made.get_absolute_url()) if request.htmx else redirect(made)
     try:
         declaration, _created = declaration_create(
             declared_by=request.user,
@@ -141,6 +157,19 @@ def _declare(request: PortalRequest, form: DeclarationForm, formset) -> HttpResp
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
+def _declare_again_message(retry_after: int) -> str:
+    limit, period = rate_limit_parse(settings.PORTAL_DECLARE_RATE_LIMIT, setting="PORTAL_DECLARE_RATE_LIMIT")
+    per = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}[period]
+    at = timezone.now() + timedelta(seconds=retry_after)
+    minutes = math.ceil(retry_after / 60)
+    wait = f"{minutes} minute{pluralize(minutes)}" if retry_after >= 60 else f"{retry_after} s"
+    return (
+        f"You have declared {limit} incident{pluralize(limit)} in the last {per}, the most one person may declare "
+        f"here. You can declare this one in {wait} (at {timezone.localtime(at):%H:%M:%S %Z}); everything you "
+        "entered is kept below. If it cannot wait, ask a manager to declare it."
+    )
+
+
 def _int(value) -> int:
     try:
         return max(int(value), 0)
@@ -159,10 +188,10 @@ def _chosen_plan(form: DeclarationForm) -> ResponsePlan | None:
 
 @dataclass(frozen=True)
 class RecentDeclaration:
-    """A declaration of the chosen plan made a moment ago, as the duplicate warning shows it."""
+    """A declaration of the chosen plan made a moment ago that the person may open, as the duplicate warning shows
+    it."""
 
     declaration: Declaration
-    may_open: bool  # only declarations the person may open are linked
     age: str
 
 
@@ -172,24 +201,23 @@ def _age(elapsed: timedelta) -> str:
 
 
 def _plan_context(request: PortalRequest, plan: ResponsePlan | None) -> dict:
+    """The duplicate warning: recent declarations of the plan the person may open, with titles, names and links;
+    the others (support staff cannot open other people's) only as a count, how recent the latest is and how many
+    already started an incident — enough to stop and look for that incident instead of declaring it again, without
+    showing titles or names that only managers may read."""
     if plan is None:
         return {"recent_declarations": [], "duplicate_window": settings.PORTAL_DUPLICATE_WINDOW_MINUTES}
-    recent = list(declarations_recent_for_plan(response_plan=plan)[:10])
-    openable = set(
-        declarations_visible_to(user=request.user)
-        .filter(pk__in=[declaration.pk for declaration in recent])
-        .values_list("pk", flat=True)
-    )
+    recent = declarations_recent_for_plan_seen_by(response_plan=plan, user=request.user)
     now = timezone.now()
     return {
         "recent_declarations": [
-            RecentDeclaration(
-                declaration=declaration,
-                may_open=declaration.pk in openable,
-                age=_age(now - declaration.created_at),
-            )
-            for declaration in recent
+            RecentDeclaration(declaration=declaration, age=_age(now - declaration.created_at))
+            for declaration in recent.openable
         ],
+        "recent_total": recent.total,
+        "recent_others": recent.others,
+        "recent_others_started": recent.others_started,
+        "recent_others_age": _age(now - recent.others_latest) if recent.others_latest else "",
         "duplicate_window": settings.PORTAL_DUPLICATE_WINDOW_MINUTES,
         "plan_impact_description": IMPACT_DESCRIPTIONS[plan.template_impact],
     }

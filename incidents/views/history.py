@@ -23,7 +23,7 @@ from .access import declarer_required, manager_required
 @declarer_required
 def declaration_list(request: PortalRequest) -> HttpResponse:
     is_manager = roles.is_manager(request.user)
-    form = HistoryFilterForm(request.GET)
+    form = HistoryFilterForm(request.GET, user=request.user)
     page = None
     if form.is_valid():
         filters = form.filters()
@@ -54,8 +54,10 @@ def declaration_list(request: PortalRequest) -> HttpResponse:
                 "state": "-state" if current_sort == "state" else "state",
             },
             "filtered": any(request.GET.get(name) for name in form.fields if name != "sort"),
-            # The key of the plan filter's cached <select> (declaration_list.html).
+            # The key of the plan filter's cached <select> (declaration_list.html): the plans' last change, and which
+            # plans this person's list holds (every plan for managers; for others, it differs from person to person).
             "plans_version": response_plans_version(),
+            "plan_filter_scope": "all" if is_manager else ",".join(str(pk) for pk, _label in form.plan_choices),
         },
     )
 
@@ -64,7 +66,7 @@ def declaration_list(request: PortalRequest) -> HttpResponse:
 @manager_required
 def declaration_export(request: PortalRequest) -> HttpResponse | StreamingHttpResponse:
     """The filtered history as CSV, streamed as the database writes it: constant memory."""
-    form = HistoryFilterForm(request.GET)
+    form = HistoryFilterForm(request.GET, user=request.user)
     if not form.is_valid():
         errors = "; ".join(
             f"{form.fields[name].label or name}: {' '.join(map(str, messages))}"

@@ -3,6 +3,7 @@
 `local` (the default, for `make run`), `test` and `production` build on this module.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the proxy's scheme header counts only from the configured proxy (PORTAL_TRUSTED_PROXIES).
+    "incidents.http.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -151,6 +154,9 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.int("AXES_COOLOFF_MINUTES", default=15) / 60
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# The person's address as the audit trail records it (through the configured proxy): behind a proxy, the connection's
+# address is the proxy's, and five wrong passwords from anyone would lock a username for everyone.
+AXES_CLIENT_IP_CALLABLE = "incidents.http.client_ip"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -181,6 +187,36 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+# --- The proxy in front, and the operators' pages -------------------------------------------------------
+
+
+def _networks(var: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [ipaddress.ip_network(item) for item in env.list(var, cast=str.strip, default=default)]
+    except ValueError as error:
+        raise ImproperlyConfigured(
+            f"{var} must be IP addresses or networks (CIDR, e.g. 10.0.0.0/16) separated by commas: {error}"
+        ) from error
+
+
+# How many proxies stand in front of gunicorn, each appending to X-Forwarded-For (0: clients connect directly, and
+# no forwarding header is believed). Their headers count only from PORTAL_TRUSTED_PROXIES (incidents/http.py).
+PORTAL_PROXY_HOPS = env.int("PORTAL_PROXY_HOPS", default=0)
+if PORTAL_PROXY_HOPS < 0:
+    raise ImproperlyConfigured("PORTAL_PROXY_HOPS must be 0 (no proxy) or the number of proxies in front.")
+PORTAL_TRUSTED_PROXIES = _networks("PORTAL_TRUSTED_PROXIES", ["127.0.0.1/32", "::1/128"])
+PORTAL_PROXY_CLIENT_HEADER = env.str("PORTAL_PROXY_CLIENT_HEADER", default="X-Forwarded-For")
+PORTAL_PROXY_PROTO_HEADER = env.str("PORTAL_PROXY_PROTO_HEADER", default="X-Forwarded-Proto")
+# Django believes this header from anyone; incidents.http.TrustedProxyMiddleware drops it unless the proxy sent it.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + PORTAL_PROXY_PROTO_HEADER.upper().replace("-", "_"), "https") if PORTAL_PROXY_HOPS else None
+)
+# The operators' pages (the readiness report): a bearer token, or a request from one of these networks.
+PORTAL_OPERATOR_TOKEN = env.str("PORTAL_OPERATOR_TOKEN", default="")
+if PORTAL_OPERATOR_TOKEN and len(PORTAL_OPERATOR_TOKEN) < 24:
+    raise ImproperlyConfigured("PORTAL_OPERATOR_TOKEN must be at least 24 characters (e.g. `openssl rand -hex 32`).")
+PORTAL_OPERATOR_NETWORKS = _networks("PORTAL_OPERATOR_NETWORKS", ["127.0.0.0/8", "::1/128"])
+
 # --- Celery -----------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
@@ -231,7 +267,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Django retires old or broken ones at each task's start (portal/celery.py), as it does for web requests.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 
-# --- Cache (shared by every process: the API's rate limit counts here) --------------------------------
+# --- Cache (shared by every process: the rate limits count here) --------------------------------------
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -248,11 +284,23 @@ CACHES = {
         "LOCATION": "fragments",
         "OPTIONS": {"MAX_ENTRIES": 100},
     },
+    # Each process's own memory, for what must work while Redis does not: the rate limits' counters when the shared
+    # cache cannot be reached, the readiness report's last AWS answer.
+    "local": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "local",
+        "OPTIONS": {"MAX_ENTRIES": 10_000},
+    },
 }
 
-# --- JSON API ---------------------------------------------------------------------------------------
-# Requests per token per window: N/s, N/m, N/h or N/d.
+# --- Rate limits, JSON API -------------------------------------------------------------------------
+# Each a number of requests per window: N/s, N/m, N/h or N/d. Per token, and per person across all their tokens.
 PORTAL_API_RATE_LIMIT = env.str("PORTAL_API_RATE_LIMIT", default="60/m")
+PORTAL_API_PERSON_RATE_LIMIT = env.str("PORTAL_API_PERSON_RATE_LIMIT", default="120/m")
+# Active (neither revoked nor expired) API tokens one person may hold.
+PORTAL_API_MAX_TOKENS = env.int("PORTAL_API_MAX_TOKENS", default=5)
+# Declarations one person may make from the declare page.
+PORTAL_DECLARE_RATE_LIMIT = env.str("PORTAL_DECLARE_RATE_LIMIT", default="20/h")
 # The largest valid StartIncident request is about 130 KB (100 related items, 10,000 characters of rawData).
 PORTAL_API_MAX_BODY_BYTES = env.int("PORTAL_API_MAX_BODY_BYTES", default=512 * 1024)
 
@@ -302,6 +350,8 @@ PORTAL_ATTACH_MAX_RETRIES = env.int("PORTAL_ATTACH_MAX_RETRIES", default=5)
 PORTAL_HEARTBEAT_INTERVAL = env.float("PORTAL_HEARTBEAT_INTERVAL", default=15)
 PORTAL_HEARTBEAT_MAX_AGE = env.float("PORTAL_HEARTBEAT_MAX_AGE", default=60)
 PORTAL_HEALTH_TIMEOUT = env.float("PORTAL_HEALTH_TIMEOUT", default=2)
+# The readiness report asks AWS at most this often per process, whoever polls it (0: on every request).
+PORTAL_HEALTH_AWS_CACHE_SECONDS = env.float("PORTAL_HEALTH_AWS_CACHE_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE |= {
     "sweep-declarations": {"task": "incidents.tasks.sweep_declarations", "schedule": PORTAL_SWEEP_INTERVAL},
     "worker-heartbeat": {"task": "incidents.tasks.record_worker_heartbeat", "schedule": PORTAL_HEARTBEAT_INTERVAL},

@@ -10,7 +10,7 @@ DEBUG = False
 PORTAL_LOCAL_MODE = False
 
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Behind the TLS-terminating proxy, PORTAL_PROXY_HOPS (base.py) makes its X-Forwarded-Proto count, from it alone.
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True

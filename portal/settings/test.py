@@ -1,5 +1,8 @@
 """pytest: PostgreSQL and Redis are real; AWS is the sandbox started by the test fixtures."""
 
+import os
+import uuid
+
 import dj_database_url
 
 from .base import *  # noqa: F403
@@ -19,7 +22,13 @@ STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.Static
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
 # The cache shares the test run's own Redis database (CACHE_REDIS_URL to move it), never the developer's.
 CACHES["default"]["LOCATION"] = env.str("CACHE_REDIS_URL", default=CELERY_BROKER_URL)  # noqa: F405
-CACHES["default"]["KEY_PREFIX"] = "portal-test"  # noqa: F405
+# A prefix of the run's own, handed to the processes it starts through the environment: the rate limits count per
+# person id, and each run's new test database gives its people the ids the last run's had.
+CACHES["default"]["KEY_PREFIX"] = os.environ.setdefault(  # noqa: F405
+    "PORTAL_TEST_CACHE_PREFIX", f"portal-test-{uuid.uuid4().hex[:12]}"
+)
+# Tests (and the chaos scenarios) declare far faster than a person; the limit's own tests set a small one.
+PORTAL_DECLARE_RATE_LIMIT = env.str("PORTAL_DECLARE_RATE_LIMIT", default="10000/m")
 PORTAL_LOCAL_MODE = False
 PORTAL_START_RETRY_BACKOFF_MAX = 1
 PORTAL_START_MAX_RETRIES = env.int("PORTAL_START_MAX_RETRIES", default=2)

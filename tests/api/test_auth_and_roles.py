@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from incidents import roles
 from incidents.models import ApiToken, Declaration
-from incidents.services.api_tokens import api_rate_limit_parse, api_token_create, api_token_revoke
+from incidents.services.api_tokens import api_token_create, api_token_revoke
 from incidents.services.declarations import declaration_create
+from incidents.services.rate_limits import rate_limit_parse
 from tests.api.conftest import ApiClient, api_for, assert_error, make_token
 from tests.conftest import ROOT, make_user
 
@@ -187,11 +188,11 @@ def test_each_token_has_its_own_rate_limit(api, settings, manager_user):
 def test_the_rate_limit_is_shared_by_every_process(api, settings):
     settings.PORTAL_API_RATE_LIMIT = "2/h"
     assert [api.get("/api/responsePlans").status_code for _ in range(2)] == [200, 200]
-    key = ApiToken.objects.get().secret_hash[:32]
+    key = "api-token:" + ApiToken.objects.get().secret_hash[:32]
     # Another Python process (as another gunicorn worker would be) sees the same counter in Redis.
     script = (
-        "import django; django.setup(); from incidents.services.api_tokens import api_rate_limit_hit; "
-        f"print(api_rate_limit_hit(key={key!r}))"
+        "import django; django.setup(); from incidents.services.rate_limits import rate_limit_hit; "
+        f"print(rate_limit_hit(key={key!r}, rate='2/h', setting='PORTAL_API_RATE_LIMIT'))"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings.test", "PORTAL_API_RATE_LIMIT": "2/h"}
     output = subprocess.run(
@@ -200,26 +201,44 @@ def test_the_rate_limit_is_shared_by_every_process(api, settings):
     assert int(output.stdout.strip().splitlines()[-1]) > 3500
 
 
-def test_the_api_still_answers_when_the_rate_limit_store_is_down(api, settings):
+def test_with_the_rate_limit_store_down_the_api_answers_and_still_limits_in_each_process(api, settings):
+    """Redis away used to mean no limit at all; now each process counts in its own memory until it is back."""
     settings.CACHES = {
+        **settings.CACHES,
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": "redis://127.0.0.1:1/0",
             "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
-        }
+        },
     }
-    settings.PORTAL_API_RATE_LIMIT = "1/h"
+    settings.PORTAL_API_RATE_LIMIT = "2/h"
     assert [api.get("/api/responsePlans").status_code for _ in range(2)] == [200, 200]
+    assert_error(api.get("/api/responsePlans"), 429, "RATE_LIMITED")
+
+
+def test_more_tokens_do_not_buy_more_requests(support_user, settings):
+    """Each token had its own limit and tokens were unlimited: three tokens made three times the requests."""
+    settings.PORTAL_API_RATE_LIMIT = "3/h"
+    settings.PORTAL_API_PERSON_RATE_LIMIT = "4/h"
+    first, second = api_for(support_user), api_for(support_user)
+    assert [first.get("/api/responsePlans").status_code for _ in range(3)] == [200, 200, 200]
+    assert second.get("/api/responsePlans").status_code == 200
+
+    response = second.get("/api/responsePlans")
+
+    error = assert_error(response, 429, "RATE_LIMITED")
+    assert "across all their tokens" in error["message"]
+    assert 3500 <= int(response["Retry-After"]) <= 3600
 
 
 def test_a_malformed_rate_limit_setting_is_a_clear_configuration_error():
     from django.core.exceptions import ImproperlyConfigured
 
-    assert api_rate_limit_parse("120/m") == (120, 60)
-    with pytest.raises(ImproperlyConfigured, match="must look like 60/m"):
-        api_rate_limit_parse("lots")
+    assert rate_limit_parse("120/m") == (120, 60)
+    with pytest.raises(ImproperlyConfigured, match="PORTAL_API_RATE_LIMIT must look like 60/m"):
+        rate_limit_parse("lots")
     with pytest.raises(ImproperlyConfigured):
-        api_rate_limit_parse("0/s")
+        rate_limit_parse("0/s")
 
 
 def test_rate_limited_requests_declare_nothing(client, support_token, plans, settings):

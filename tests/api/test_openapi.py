@@ -100,7 +100,7 @@ fuzzed.app = application
 @pytest.fixture
 def fuzz_target(support_user, plans, settings):
     """A token, a plan it may use and one of its declarations: random ARNs and ids would only ever meet errors."""
-    settings.PORTAL_API_RATE_LIMIT = "100000/m"
+    settings.PORTAL_API_RATE_LIMIT = settings.PORTAL_API_PERSON_RATE_LIMIT = "100000/m"
     token = make_token(support_user, name="fuzzer")
     declaration, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
     # As Django's test client does: keep the test's transaction open across requests (so nothing is committed

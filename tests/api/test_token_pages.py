@@ -113,3 +113,50 @@ def test_operators_can_create_a_token_from_the_command_line(support_user):
     secret = out.getvalue().strip()
     assert ApiClient(Client(), secret).get("/api/responsePlans").status_code == 200
     assert ApiToken.objects.get().name == "deploy hook"
+
+
+# --- How many tokens one person may hold ----------------------------------------------------------------------
+
+
+def test_a_person_may_hold_only_so_many_active_tokens(support_client, support_user, settings):
+    """Tokens were unlimited, and with them the requests a person could make (each token had its own limit)."""
+    settings.PORTAL_API_MAX_TOKENS = 2
+    for name in ("first", "second"):
+        support_client.post("/tokens/", {"name": name, "expires_in_days": "30"})
+
+    response = support_client.post("/tokens/", {"name": "third", "expires_in_days": "30"})
+
+    page = response.content.decode()
+    assert "sam.support already has 2 active API tokens" in page
+    assert "revoke one that is no longer used" in page
+    assert not SECRET_RE.search(page)
+    assert 'value="third"' in page  # what was typed stays in the form
+    assert ApiToken.objects.count() == 2
+    assert not AuditEvent.objects.filter(action="api_token.created", details__name="third").exists()
+
+
+def test_revoked_and_expired_tokens_leave_room_for_new_ones(support_client, support_user, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.PORTAL_API_MAX_TOKENS = 2
+    make_token(support_user, name="revoked")
+    make_token(support_user, name="expired")
+    support_client.post(f"/tokens/{ApiToken.objects.get(name='revoked').pk}/revoke/")
+    ApiToken.objects.filter(name="expired").update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    for name in ("new one", "another"):
+        response = support_client.post("/tokens/", {"name": name, "expires_in_days": "30"})
+        assert SECRET_RE.search(response.content.decode())
+    assert ApiToken.objects.count() == 4
+
+
+def test_the_command_line_says_why_it_made_no_token(support_user, settings):
+    from django.core.management import CommandError, call_command
+
+    settings.PORTAL_API_MAX_TOKENS = 1
+    make_token(support_user)
+    with pytest.raises(CommandError, match="sam.support already has 1 active API token, the most one person may"):
+        call_command("create_api_token", "sam.support", "--name", "one too many")
+    assert ApiToken.objects.count() == 1

@@ -222,10 +222,11 @@ def test_the_plan_search_and_the_duplicate_guard(page, live_server, plans, other
     page.get_by_role("radio", name=re.compile("^Security event")).check()
     guard = page.locator(".duplicate-guard")
     expect(guard).to_contain_text("2 declarations of this plan in the last 60 minutes")
-    # Only what this person may open is a link.
+    # Only what this person may open is shown, as a link; someone else's declaration is only counted.
     expect(guard.get_by_role("link")).to_have_count(1)
     expect(guard.get_by_role("link")).to_have_attribute("href", f"/declarations/{mine.pk}/")
-    expect(guard).to_contain_text("Phishing")
+    expect(guard).to_contain_text("1 of them by other people")
+    expect(guard).not_to_contain_text("Phishing")
     page.fill("#plan-search-input", "zzz-nothing")
     # The chosen plan stays on the list, whatever the search.
     expect(page.locator(".plan-option")).to_have_count(1)

@@ -2,9 +2,20 @@
 
 A thin wrapper so developers do not need to know about ``python -m sandbox``; all behaviour lives in the
 top-level ``sandbox`` package, which does not depend on Django.
+
+Local mode only (``portal.settings.local``, what ``make run`` uses): anywhere else the portal talks to real AWS, and
+a production install has no sandbox to run (its ``sandbox`` dependency group, moto, is left out).
 """
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+NOT_LOCAL = (
+    "The sandbox stands in for AWS on a developer's machine and runs in local mode only (portal.settings.local, as "
+    "`make run` starts it); these settings ({settings}) are not local mode. Production talks to real AWS (README, "
+    "Pointing it at real AWS); in a development checkout, run `python manage.py sandbox` without "
+    "DJANGO_SETTINGS_MODULE, or `python -m sandbox`."
+)
 
 
 class Command(BaseCommand):
@@ -22,6 +33,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        if not getattr(settings, "PORTAL_LOCAL_MODE", False):
+            raise CommandError(NOT_LOCAL.format(settings=settings.SETTINGS_MODULE))
+        # Imported here, in local mode only: a production install does not have moto, which the sandbox needs.
         from sandbox.server import run
 
         run(
