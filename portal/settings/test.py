@@ -3,7 +3,7 @@
 import dj_database_url
 
 from .base import *  # noqa: F403
-from .base import POSTGRESQL_OPTIONS, env
+from .base import POSTGRESQL_OPTIONS, audit_keys, env
 
 SECRET_KEY = "test-only-not-secret"  # noqa: S105
 DEBUG = False
@@ -21,6 +21,9 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379
 CACHES["default"]["LOCATION"] = env.str("CACHE_REDIS_URL", default=CELERY_BROKER_URL)  # noqa: F405
 CACHES["default"]["KEY_PREFIX"] = "portal-test"  # noqa: F405
 PORTAL_LOCAL_MODE = False
+PORTAL_AUDIT_KEYS = audit_keys(env.str("PORTAL_AUDIT_KEYS", default="test:test-only-not-secret-audit-chain-key"))
+# Created in the sandbox by the test session (tests/conftest.py); tests that publish heads use buckets of their own.
+PORTAL_AUDIT_HEADS_BUCKET = env.str("PORTAL_AUDIT_HEADS_BUCKET", default="incident-portal-audit-heads")
 PORTAL_START_RETRY_BACKOFF_MAX = 1
 PORTAL_START_MAX_RETRIES = env.int("PORTAL_START_MAX_RETRIES", default=2)
 PORTAL_RATE_LIMIT_REDIS_URL = env.str("PORTAL_RATE_LIMIT_REDIS_URL", default=CELERY_BROKER_URL)
