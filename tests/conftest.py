@@ -87,15 +87,15 @@ def _test_flush_may_empty_the_audit_trail():
     """Transactional tests end by emptying every table with one TRUNCATE, which the audit table refuses (migration
     0009). The test database's superuser may set session_replication_role, under which no trigger fires: only in
     the flush's own transaction, and only in tests."""
-    flush = connection.ops.execute_sql_flush
+    operations = type(connection.ops)  # every connection's: Playwright's event loop makes the flush use another
+    flush = operations.execute_sql_flush
 
-    def flush_as_replica(sql_list):
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL session_replication_role = replica")
-            flush(sql_list)
+    def flush_as_replica(ops, sql_list):
+        with transaction.atomic(using=ops.connection.alias), ops.connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            flush(ops, sql_list)
 
-    with mock.patch.object(connection.ops, "execute_sql_flush", flush_as_replica):
+    with mock.patch.object(operations, "execute_sql_flush", flush_as_replica):
         yield
 
 
