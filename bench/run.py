@@ -130,6 +130,7 @@ class Bench:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "portal.settings.production",
             "SECRET_KEY": "bench-" + secrets.token_urlsafe(40),
+            "PORTAL_AUDIT_KEYS": "bench:bench-only-not-secret-audit-chain-key",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "SECURE_SSL_REDIRECT": "0",
             "SECURE_HSTS_SECONDS": "0",

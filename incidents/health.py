@@ -14,6 +14,7 @@ from django.core.cache import caches
 from django.db import connection
 
 from .aws import client as aws
+from .selectors.audit import audit_role_privileges
 
 HEARTBEAT_KEY = "portal:worker-heartbeat"
 AWS_CHECK_KEY = "health:aws"
@@ -86,4 +87,16 @@ def health_report() -> tuple[bool, dict[str, Any]]:
             logger.warning("health check %s failed: %s", name, type(exc).__name__)
         checks[name]["ms"] = round((time.monotonic() - started) * 1000)
     healthy = all(check["ok"] for check in checks.values())
-    return healthy, {"status": "ok" if healthy else "unavailable", "checks": checks}
+    return healthy, {"status": "ok" if healthy else "unavailable", "checks": checks, "warnings": _warnings()}
+
+
+def _warnings() -> list[str]:
+    """What an operator should fix though nothing is down (never a reason to take the portal out of service)."""
+    try:
+        excess = audit_role_privileges().excess
+    except Exception as exc:  # the database check above reports a database that does not answer
+        logger.warning("health warning check failed: %s", type(exc).__name__)
+        return []
+    if excess:
+        return ["the database role may do more than INSERT and SELECT audit events: " + "; ".join(excess)]
+    return []

@@ -1,9 +1,11 @@
 import hashlib
+import hmac
 import json
 
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models.functions import Upper
@@ -216,11 +218,14 @@ class RelatedItem(models.Model):
 class AuditEvent(models.Model):
     """An append-only record of one step: who did what, when, from where.
 
-    Events form a hash chain: `content_hash` covers the event's own content and `hash` covers that and the
-    previous event's hash, so that changing, removing or reordering an event breaks the chain. On PostgreSQL the
-    database links each new event into the chain as it is inserted (migration 0006), so that appends from many
-    processes line up without a round trip; elsewhere `services.audit.audit_record` links it.
+    Events form a keyed chain: `content_hash` is a SHA-256 of the event's own content and `hash` an HMAC-SHA256,
+    under the key named by `key_id` (PORTAL_AUDIT_KEYS, which the database never holds), of the previous event's
+    hash and that, so that changing, removing, reordering or adding an event without the key breaks the chain.
+    `services.audit.audit_record` links each event under a transaction-scoped lock, so appends from many processes line
+    up. Events written before the chain was keyed carry `key_id` "sha256": a plain SHA-256 link.
     """
+
+    LEGACY_KEY_ID = "sha256"
 
     declaration = models.ForeignKey(
         Declaration, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_events"
@@ -242,6 +247,8 @@ class AuditEvent(models.Model):
     # Not indexed: nothing looks an event up by its hash (verify_audit walks the trail in id order), and a unique
     # index over random hex made every append a random write into an index as large as the table (migration 0007).
     hash = models.CharField(max_length=64)
+    # Which of PORTAL_AUDIT_KEYS linked this event (LEGACY_KEY_ID: a plain SHA-256 link, before keys).
+    key_id = models.CharField(max_length=32)
 
     class Meta:
         ordering = ["id"]
@@ -265,9 +272,24 @@ class AuditEvent(models.Model):
         return hashlib.sha256(encoded.encode()).hexdigest()
 
     @staticmethod
-    def chain_hash(previous_hash: str, content_hash: str) -> str:
-        """The link: SHA-256 of the previous event's hash followed by this event's content hash (as the trigger)."""
-        return hashlib.sha256((previous_hash + content_hash).encode()).hexdigest()
+    def signing_key_id() -> str:
+        """The key new events are linked with: the first of PORTAL_AUDIT_KEYS."""
+        if not settings.PORTAL_AUDIT_KEYS:
+            raise ImproperlyConfigured("PORTAL_AUDIT_KEYS must be set to write audit events.")
+        return settings.PORTAL_AUDIT_KEYS[0][0]
+
+    @classmethod
+    def chain_hash(cls, previous_hash: str, content_hash: str, key_id: str) -> str:
+        """The link: HMAC-SHA256 under the key `key_id` of the key id, the previous event's hash and this event's
+        content hash; for LEGACY_KEY_ID, SHA-256 of the previous hash followed by the content hash (migration
+        0006's trigger). Raises LookupError for a key id PORTAL_AUDIT_KEYS does not hold."""
+        if key_id == cls.LEGACY_KEY_ID:
+            return hashlib.sha256((previous_hash + content_hash).encode()).hexdigest()
+        secret = dict(settings.PORTAL_AUDIT_KEYS).get(key_id)
+        if secret is None:
+            raise LookupError(key_id)
+        message = f"{key_id}:{previous_hash}:{content_hash}".encode()
+        return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 class ApiToken(models.Model):

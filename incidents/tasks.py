@@ -11,6 +11,7 @@ from . import health, warmup
 from .aws.client import AwsError
 from .models import Declaration
 from .services.attachments import AttachmentRetryable, declaration_attach_pending_files
+from .services.audit import audit_head_publish
 from .services.plans import response_plans_sync
 from .services.starting import StartRetryable, declaration_start
 from .services.sweeper import declarations_sweep
@@ -56,6 +57,19 @@ def sweep_declarations() -> int:
 @shared_task(ignore_result=True, expires=60)
 def record_worker_heartbeat() -> None:
     health.worker_heartbeat_record()
+
+
+@shared_task(ignore_result=True)
+def publish_audit_head() -> None:
+    """Beat's periodic publication of the audit chain's head to the write-once bucket; a failed run is logged and
+    the next one publishes the head as it is then."""
+    try:
+        published = audit_head_publish()
+    except AwsError as exc:
+        logger.warning("audit head not published: %s", exc)
+        return
+    if published is not None and published.new:
+        logger.info("audit head published: event %d to s3://%s/%s", published.event_id, published.bucket, published.key)
 
 
 @shared_task(acks_late=True, ignore_result=True)

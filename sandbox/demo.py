@@ -1,7 +1,7 @@
 """Realistic demo data for the sandbox, created through boto3 so it travels the same path as the portal.
 
-``seed(url_or_client)`` creates the response plans below (skipping any that already exist) and the S3
-attachments bucket, and returns the plan ARNs.
+``seed(url_or_client)`` creates the response plans below (skipping any that already exist), the S3 attachments
+bucket and the audit heads bucket (with Object Lock), and returns the plan ARNs.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from .ssm_incidents import ACCOUNT_ID
 
 DEFAULT_BUCKET = "incident-portal-attachments"
+DEFAULT_HEADS_BUCKET = "incident-portal-audit-heads"
 REGION = "us-east-1"
 
 # What Incident Manager's impact levels mean (from the AWS console's "Impact" picker).
@@ -119,8 +120,19 @@ def create_bucket(url_or_client: Any, bucket: str = DEFAULT_BUCKET) -> None:
             raise
 
 
-def seed(url_or_client: Any, bucket: str = DEFAULT_BUCKET) -> list[str]:
-    """Create the demo response plans and the bucket; safe to call twice. Returns the plan ARNs."""
+def create_write_once_bucket(url_or_client: Any, bucket: str = DEFAULT_HEADS_BUCKET) -> None:
+    """A bucket with S3 Object Lock (and so versioning), as the audit chain's published heads need: an object
+    written with a retention can be neither deleted nor overwritten until it expires."""
+    s3 = _client(url_or_client, "s3")
+    try:
+        s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+
+
+def seed(url_or_client: Any, bucket: str = DEFAULT_BUCKET, heads_bucket: str = DEFAULT_HEADS_BUCKET) -> list[str]:
+    """Create the demo response plans and the buckets; safe to call twice. Returns the plan ARNs."""
     incidents = _client(url_or_client, "ssm-incidents")
     arns = []
     for plan in DEMO_PLANS:
@@ -132,6 +144,7 @@ def seed(url_or_client: Any, bucket: str = DEFAULT_BUCKET) -> list[str]:
                 raise
         arns.append(arn)
     create_bucket(url_or_client, bucket)
+    create_write_once_bucket(url_or_client, heads_bucket)
     return arns
 
 

@@ -568,7 +568,10 @@ def run(
     say(f"AWS sandbox listening on {sandbox.url} (ssm-incidents emulator, S3 via moto)")
     if seed_demo:
         arns = demo.seed(sandbox.url, bucket=bucket or demo.DEFAULT_BUCKET)
-        say(f"Seeded {len(arns)} response plans and bucket {bucket or demo.DEFAULT_BUCKET}:")
+        say(
+            f"Seeded {len(arns)} response plans, bucket {bucket or demo.DEFAULT_BUCKET} and the audit heads bucket "
+            f"{demo.DEFAULT_HEADS_BUCKET} (Object Lock):"
+        )
         for arn in arns:
             say(f"  {arn}")
     elif bucket:

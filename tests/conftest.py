@@ -6,16 +6,20 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from unittest import mock
 
 import pytest
 import redis
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.cache import caches
+from django.db import connection, transaction
 
 from incidents import roles
 from incidents.aws.client import reset_clients
-from incidents.models import Declaration, ResponsePlan
+from incidents.models import AuditEvent, Declaration, ResponsePlan
+from incidents.services.declarations import declaration_create
 from incidents.services.plans import response_plan_update, response_plans_sync
 from sandbox import demo
 from sandbox.server import Sandbox
@@ -66,13 +70,44 @@ def sandbox_server():
     os.environ["AWS_ENDPOINT_URL_SSM_INCIDENTS"] = server.url
     os.environ["AWS_ENDPOINT_URL_S3"] = server.url
     reset_clients()
-    demo.seed(server.url, bucket=settings.PORTAL_S3_BUCKET)
+    demo.seed(server.url, bucket=settings.PORTAL_S3_BUCKET, heads_bucket=settings.PORTAL_AUDIT_HEADS_BUCKET)
     yield server
     server.stop()
 
 
 # Until the sandbox starts, AWS is a closed port on this machine: no test ever reaches the real one.
 os.environ.update(AWS_TEST_ENV, AWS_ENDPOINT_URL="http://127.0.0.1:9")
+# Processes a test starts with production settings need the audit chain's keys (the test settings' own).
+os.environ.setdefault(
+    "PORTAL_AUDIT_KEYS", ",".join(f"{key_id}:{secret}" for key_id, secret in settings.PORTAL_AUDIT_KEYS)
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_flush_may_empty_the_audit_trail():
+    """Transactional tests end by emptying every table with one TRUNCATE, which the audit table refuses (migration
+    0009). The test database's superuser may set session_replication_role, under which no trigger fires: only in
+    the flush's own transaction, and only in tests."""
+    operations = type(connection.ops)  # every connection's: Playwright's event loop makes the flush use another
+    flush = operations.execute_sql_flush
+
+    def flush_as_replica(ops, sql_list):
+        with transaction.atomic(using=ops.connection.alias), ops.connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            flush(ops, sql_list)
+
+    with mock.patch.object(operations, "execute_sql_flush", flush_as_replica):
+        yield
+
+
+@pytest.fixture
+def heads_bucket(sandbox, settings) -> str:
+    """A write-once bucket of the test's own for the audit chain's published heads (what is published stays: no
+    test can clear it for the next)."""
+    bucket = f"audit-heads-{uuid.uuid4().hex[:16]}"
+    demo.create_write_once_bucket(sandbox.url, bucket)
+    settings.PORTAL_AUDIT_HEADS_BUCKET = bucket
+    return bucket
 
 
 @pytest.fixture(autouse=True)
@@ -253,3 +288,11 @@ def s3(sandbox_server):
     import boto3
 
     return boto3.client("s3", endpoint_url=sandbox_server.url, region_name="us-east-1")
+
+
+@pytest.fixture
+def trail(plans, support_user) -> list[AuditEvent]:
+    """A few real audit events after the plans' own."""
+    for title in ("A", "B", "C"):
+        declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title=title)
+    return list(AuditEvent.objects.order_by("id"))

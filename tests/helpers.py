@@ -1,5 +1,5 @@
-"""Building declare-form POSTs the way a browser sends them, a free port for the servers tests start, and
-`manage.py` run in a process of its own."""
+"""Building declare-form POSTs the way a browser sends them, a free port for the servers tests start,
+`manage.py` run in a process of its own, and tampering with the audit trail as someone with database access."""
 
 import os
 import socket
@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 
 
 def declare_post(plan=None, *, title="", impact="", items=(), key=None, extra_rows=0) -> dict:
@@ -77,3 +78,15 @@ def manage_py(*args: str, settings: str, timeout: float = 60, **env: str) -> sub
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout
     )
+
+
+def tamper(sql: str, params=()) -> None:
+    """What an attacker with database access would do to the audit trail: switch the append-only trigger off, edit,
+    switch it on. Inside the test's transaction, so the table is back as it was afterwards."""
+    with connection.cursor() as cursor:
+        # ALTER TABLE refuses while deferred foreign-key checks are pending in the transaction: run them now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("ALTER TABLE incidents_auditevent DISABLE TRIGGER incidents_auditevent_append_only")
+        cursor.execute(sql, params)
+        cursor.execute("ALTER TABLE incidents_auditevent ENABLE TRIGGER incidents_auditevent_append_only")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")

@@ -388,7 +388,7 @@ UNDESIGNED = [
 def test_password_reset_and_djangos_undesigned_pages_are_not_routed(client, support_user, path):
     """The portal sends no e-mail: there is no reset to offer (an admin sets a new password instead)."""
     assert client.get(path).status_code == 404
-    # As a reset form posts it (urlencoded: an anonymous multipart body is sent to sign in unread, incidents/uploads.py).
+    # As a reset form posts it: urlencoded (an anonymous multipart body is sent to sign in unread, uploads.py).
     form = "email=sam%40example.com"
     assert client.post(path, form, content_type="application/x-www-form-urlencoded").status_code == 404
     client.force_login(support_user)

@@ -37,6 +37,38 @@ def test_production_refuses_to_start_without_a_secret_key():
     assert "SECRET_KEY must be set" in result.stderr
 
 
+def test_production_refuses_to_start_without_the_audit_chain_key():
+    result = manage("check", SECRET_KEY="z" * 60, ALLOWED_HOSTS="portal.example.com", PORTAL_AUDIT_KEYS="")
+    assert result.returncode != 0
+    assert "PORTAL_AUDIT_KEYS must be set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("keys", "error"),
+    [
+        ("k1:too-short-a-secret", "the secret of key 'k1' must be at least 32 characters"),
+        ("k1", "the secret of key 'k1' must be at least 32 characters"),
+        ("sha256:" + "s" * 40, "entry 1 must be `id:secret`"),
+        ("k1:" + "s" * 40 + ",k 2:" + "t" * 40, "entry 2 must be `id:secret`"),
+        ("k1:" + "s" * 40 + ",k1:" + "t" * 40, "key 'k1' is listed twice"),
+    ],
+)
+def test_a_malformed_audit_key_is_refused_without_showing_a_secret(keys, error):
+    result = manage("check", SECRET_KEY="z" * 60, ALLOWED_HOSTS="portal.example.com", PORTAL_AUDIT_KEYS=keys)
+    assert result.returncode != 0
+    assert f"PORTAL_AUDIT_KEYS: {error}" in result.stderr
+    assert "s" * 40 not in result.stderr and "too-short-a-secret" not in result.stderr
+
+
+def test_local_mode_has_an_audit_key_without_configuration():
+    script = "from django.conf import settings; print([key_id for key_id, _ in settings.PORTAL_AUDIT_KEYS])"
+    result = manage_py(
+        "shell", "-c", script, settings="portal.settings.local", PORTAL_AUDIT_KEYS="", LOG_LEVEL="WARNING"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['local']"
+
+
 def test_production_refuses_to_start_without_allowed_hosts():
     result = manage("check", SECRET_KEY="z" * 60)
     assert result.returncode != 0

@@ -8,6 +8,7 @@ import functools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any
 
 import boto3
@@ -209,6 +210,46 @@ def presigned_download_url(*, bucket: str, key: str, file_name: str, expires_in:
             ExpiresIn=expires_in,
         )
     except BotoCoreError as exc:
+        raise _translate(exc) from exc
+
+
+# --- The audit chain's published heads (a bucket with Object Lock) -----------------------------------
+
+
+def put_write_once(*, bucket: str, key: str, body: bytes, retain_until: datetime, mode: str) -> bool:
+    """Store an object that nobody can change or delete until `retain_until` (Object Lock, `mode` COMPLIANCE or
+    GOVERNANCE), unless the key already exists. Returns False when it did: the same object is published once."""
+    try:
+        _client("s3").put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            ContentType="application/json",
+            # Written only if the key is new: a second writer cannot even add a newer version over it.
+            IfNoneMatch="*",
+            ObjectLockMode=mode,
+            ObjectLockRetainUntilDate=retain_until,
+            # S3 requires a checksum with an Object Lock retention.
+            ChecksumAlgorithm="SHA256",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return False
+        raise _translate(exc) from exc
+    except BotoCoreError as exc:
+        raise _translate(exc) from exc
+    return True
+
+
+def list_every_version(*, bucket: str, prefix: str) -> Iterator[str]:
+    """The key of every stored version under `prefix`, current or not (a version hidden behind a delete marker or
+    a newer version is still listed), over all pages."""
+    try:
+        paginator = _client("s3").get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for version in page.get("Versions", []):
+                yield version["Key"]
+    except (ClientError, BotoCoreError) as exc:
         raise _translate(exc) from exc
 
 

@@ -1,12 +1,15 @@
 """`make run`: one machine, SQLite by default, the sandbox standing in for AWS."""
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, env
+from .base import BASE_DIR, audit_keys, env
 
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default="local-only-not-secret-" + str(BASE_DIR))
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 PORTAL_LOCAL_MODE = True
+# A development key for the audit chain: `make run` needs no configuration (production requires its own).
+PORTAL_AUDIT_KEYS = audit_keys(env.str("PORTAL_AUDIT_KEYS", default="local:local-only-not-secret-audit-chain-key"))
+PORTAL_AUDIT_HEADS_BUCKET = env.str("PORTAL_AUDIT_HEADS_BUCKET", default="incident-portal-audit-heads")
 LOGGING["handlers"]["console"]["formatter"] = env.str("LOG_FORMAT", default="plain")  # noqa: F405
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405

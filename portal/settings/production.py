@@ -1,11 +1,13 @@
 """Production: refuses to start without its secrets; every transport hardened."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import audit_keys, env
 
 # No default: a missing one stops the process with "SECRET_KEY must be set in the environment…".
 SECRET_KEY = env.str("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", cast=str.strip)
+# The audit chain's HMAC keys: the database never holds them, so rows written without them fail verification.
+PORTAL_AUDIT_KEYS = audit_keys(env.str("PORTAL_AUDIT_KEYS"))
 DEBUG = False
 PORTAL_LOCAL_MODE = False
 

@@ -6,7 +6,7 @@ import uuid
 import dj_database_url
 
 from .base import *  # noqa: F403
-from .base import POSTGRESQL_OPTIONS, env
+from .base import POSTGRESQL_OPTIONS, audit_keys, env
 
 SECRET_KEY = "test-only-not-secret"  # noqa: S105
 DEBUG = False
@@ -30,6 +30,9 @@ CACHES["default"]["KEY_PREFIX"] = os.environ.setdefault(  # noqa: F405
 # Tests (and the chaos scenarios) declare far faster than a person; the limit's own tests set a small one.
 PORTAL_DECLARE_RATE_LIMIT = env.str("PORTAL_DECLARE_RATE_LIMIT", default="10000/m")
 PORTAL_LOCAL_MODE = False
+PORTAL_AUDIT_KEYS = audit_keys(env.str("PORTAL_AUDIT_KEYS", default="test:test-only-not-secret-audit-chain-key"))
+# Created in the sandbox by the test session (tests/conftest.py); tests that publish heads use buckets of their own.
+PORTAL_AUDIT_HEADS_BUCKET = env.str("PORTAL_AUDIT_HEADS_BUCKET", default="incident-portal-audit-heads")
 PORTAL_START_RETRY_BACKOFF_MAX = 1
 PORTAL_START_MAX_RETRIES = env.int("PORTAL_START_MAX_RETRIES", default=2)
 PORTAL_RATE_LIMIT_REDIS_URL = env.str("PORTAL_RATE_LIMIT_REDIS_URL", default=CELERY_BROKER_URL)
