@@ -1,7 +1,8 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.contrib.auth.signals import user_logged_in, user_login_failed
 
-from . import prepared_statements
+from . import metrics, prepared_statements
 
 
 class IncidentsConfig(AppConfig):
@@ -10,6 +11,8 @@ class IncidentsConfig(AppConfig):
 
     def ready(self) -> None:
         prepared_statements.install()
+        user_logged_in.connect(metrics.sign_in_succeeded, dispatch_uid="incidents.metrics.sign_in")
+        user_login_failed.connect(metrics.sign_in_refused, dispatch_uid="incidents.metrics.sign_in_refused")
 
 
 class PortalAdminConfig(admin_apps.AdminConfig):

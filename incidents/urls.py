@@ -2,7 +2,7 @@ from django.urls import include, path, re_path
 
 from .api import reference
 from .api import views as api
-from .views import accounts, curation, declarations, declare, health, history
+from .views import accounts, curation, declarations, declare, health, history, metrics
 
 app_name = "incidents"
 
@@ -37,4 +37,5 @@ urlpatterns = [
     # (a prefix match, so that paths with line breaks are caught too: `.*$` would stop at them).
     re_path(r"^api/", reference.not_found),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]
