@@ -1,5 +1,5 @@
 """What the portal counts as things happen, for Prometheus (prometheus-client); /metrics serves them
-(views/metrics.py) beside what it reads from the database at scrape time (declarations by state, the queue).
+(views/metrics.py) beside what it reads from the database at scrape time (declarations still in flight, the queue).
 
 Each process counts what it does: a gunicorn worker its API requests and sign-ins, a Celery worker's child its AWS
 calls and declarations started. With PROMETHEUS_MULTIPROC_DIR set (as `make run`, the tests and production set it),
@@ -12,6 +12,16 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import Counter, Histogram
 
+DECLARATIONS_CREATED = Counter(
+    "portal_declarations_created",
+    "Declarations stored, by where they were made (web or api); a repeated idempotency key counts once.",
+    ["source"],
+)
+DECLARATIONS_FINISHED = Counter(
+    "portal_declarations_finished",
+    "Declarations that reached a final state (started or failed), by where they were made.",
+    ["state", "source"],
+)
 AWS_CALLS = Counter(
     "portal_aws_calls",
     "AWS API calls by service, operation and outcome: success, or the error code (AWS's or the portal's own, such as "

@@ -171,7 +171,7 @@ def test_metrics_of_make_run_show_its_declarations(local_portal, token):
     assert re.search(
         r'portal_aws_calls_total\{operation="StartIncident",outcome="success",service="ssm-incidents"\} [1-9]', body
     ), body
-    assert re.search(r'portal_declarations\{source="api",state="started"\} [1-9]', body), body
+    assert re.search(r'portal_declarations_finished_total\{source="api",state="started"\} [1-9]', body), body
 
 
 def test_commands_run_by_hand_beside_make_run_find_the_sandbox_and_the_broker(local_portal):

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from incidents.aws import client as aws
 from incidents.aws.ratelimit import RateLimitBusy, _redis, rate_limit_wait
 from incidents.models import Declaration
+from incidents.services.starting import declaration_start
 from incidents.services.sweeper import declarations_sweep
 from tests.api.conftest import ApiClient, make_token
 from tests.conftest import worker_database_url
@@ -107,9 +108,14 @@ def test_a_declaration_through_the_worker_and_the_sandbox_shows_in_the_metrics(s
     assert value(after, "portal_rate_limit_wait_seconds_count", limit="start-incident") >= (
         value(before, "portal_rate_limit_wait_seconds_count", limit="start-incident") + 1
     )
-    # Read from the database at scrape time.
-    assert value(after, "portal_declarations", state="started", source="api") == 1
-    assert value(after, "portal_declarations", state="queued", source="web") == 0
+    for name, labels in [
+        ("portal_declarations_created_total", {"source": "api"}),
+        ("portal_declarations_finished_total", {"state": "started", "source": "api"}),
+    ]:
+        assert value(after, name, **labels) == value(before, name, **labels) + 1, name
+    # Read from the database at scrape time: nothing is left in flight.
+    assert value(after, "portal_declarations_in_flight", state="queued", source="api") == 0
+    assert value(after, "portal_declarations_in_flight", state="starting", source="api") == 0
     assert value(after, "portal_declaration_queue_depth") == 0
     # The API's requests, by operation and status (the 202, then the polls).
     assert value(after, "portal_api_requests_total", operation="start-incident", status="202") == (
@@ -159,10 +165,29 @@ def test_queue_depth_and_the_oldest_queued_declarations_age(support_user, plans)
 
     assert value(samples, "portal_declaration_queue_depth") == 2
     assert value(samples, "portal_declaration_oldest_queued_age_seconds") >= 600
-    assert value(samples, "portal_declarations", state="queued", source="web") == 2
-    assert value(samples, "portal_declarations", state="started", source="api") == 1
-    assert value(samples, "portal_declarations", state="failed", source="api") == 0
-    assert ("portal_declarations", frozenset({"state": "failed", "source": "api"}.items())) in samples
+    assert value(samples, "portal_declarations_in_flight", state="queued", source="web") == 2
+    # Every state in flight and source is there, zero included, so that an alert on it never sees a gap.
+    assert ("portal_declarations_in_flight", frozenset({"state": "starting", "source": "api"}.items())) in samples
+    assert not [key for key in samples if key[0] == "portal_declarations_in_flight" and ("state", "started") in key[1]]
+
+
+@pytest.mark.django_db
+def test_a_declaration_that_fails_is_counted_once_by_its_outcome(
+    support_user, plans, sandbox, django_capture_on_commit_callbacks
+):
+    declaration = make_declaration(declared_by=support_user, plan=plans["website-outage"])
+    sandbox.inject(operation="StartIncident", deny_next=1)
+    failed = {"state": "failed", "source": "web"}
+    before = scrape()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert declaration_start(declaration_id=declaration.pk, final_attempt=True).state == "failed"
+        declaration_start(declaration_id=declaration.pk, final_attempt=True)  # a second delivery: nothing to do
+    after = scrape()
+    assert value(after, "portal_declarations_finished_total", **failed) == (
+        value(before, "portal_declarations_finished_total", **failed) + 1
+    )
+    labels = {"service": "ssm-incidents", "operation": "StartIncident", "outcome": "AccessDeniedException"}
+    assert value(after, "portal_aws_calls_total", **labels) == value(before, "portal_aws_calls_total", **labels) + 1
 
 
 @pytest.mark.django_db

@@ -112,8 +112,11 @@ def _declaration_finish(
         for name, value in changes.items():
             setattr(declaration, name, value)
         audit_record(action=action, declaration=declaration, details=details)
+        # Counted once, by the attempt that wrote the outcome (re-deliveries that find it final count nothing).
+        transaction.on_commit(
+            lambda: metrics.DECLARATIONS_FINISHED.labels(state=changes["state"], source=declaration.source).inc()
+        )
         if result is not None:
-            # Counted once, by the attempt that wrote the outcome (re-deliveries that find it final count nothing).
             elapsed = (changes["started_at"] - declaration.created_at).total_seconds()
             transaction.on_commit(
                 lambda: metrics.DECLARATION_TO_STARTED_SECONDS.labels(source=declaration.source).observe(elapsed)

@@ -11,20 +11,22 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..selectors.metrics import declaration_counts
+from ..selectors.metrics import declarations_in_flight
 from .access import operator_required
 
 
 class DeclarationsCollector(Collector):
-    """What the database knows at scrape time: declarations by state and source, and the queue."""
+    """What the database knows at scrape time: the declarations still in flight, and the queue."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        counts = declaration_counts()
+        in_flight = declarations_in_flight()
         declarations = GaugeMetricFamily(
-            "portal_declarations", "Declarations in each state, by where they were made.", labels=["state", "source"]
+            "portal_declarations_in_flight",
+            "Declarations queued or starting now, by where they were made.",
+            labels=["state", "source"],
         )
         queued = 0
-        for (state, source), count in sorted(counts.by_state_and_source.items()):
+        for (state, source), count in sorted(in_flight.by_state_and_source.items()):
             declarations.add_metric([state, source], count)
             queued += count if state == "queued" else 0
         yield declarations
@@ -32,8 +34,8 @@ class DeclarationsCollector(Collector):
             "portal_declaration_queue_depth", "Declarations stored and waiting for a worker (state queued).", queued
         )
         age = 0.0
-        if counts.oldest_queued_at is not None:
-            age = max(0.0, (timezone.now() - counts.oldest_queued_at).total_seconds())
+        if in_flight.oldest_queued_at is not None:
+            age = max(0.0, (timezone.now() - in_flight.oldest_queued_at).total_seconds())
         yield GaugeMetricFamily(
             "portal_declaration_oldest_queued_age_seconds",
             "How long the oldest declaration still queued has waited (0 when none is).",
