@@ -26,6 +26,15 @@ backlog = 2048
 accesslog = None
 
 
+def child_exit(server, worker) -> None:
+    """A worker that exits leaves its metric files in PROMETHEUS_MULTIPROC_DIR: its counters keep counting in the
+    totals, but its live gauges (prometheus-client's multiprocess_mode="live…") must go (incidents/metrics.py)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
 def post_worker_init(worker) -> None:
     """Each worker imports and connects now what its first declaration would otherwise wait for
     (incidents/warmup.py)."""

@@ -10,8 +10,8 @@ class IncidentsConfig(AppConfig):
 
     def ready(self) -> None:
         prepared_statements.install()
-        # Imported once the models are loaded, as Django's documentation prescribes: the audit trail's receivers of
-        # sign-ins, failed sign-ins, lockouts and sign-outs connect themselves.
+        # Imported once the models are loaded, as Django's documentation prescribes: the receivers of sign-ins,
+        # failed sign-ins, lockouts and sign-outs (the audit trail, the metrics) connect themselves.
         from . import receivers  # noqa: F401
 
 

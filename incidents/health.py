@@ -5,7 +5,9 @@ Each check answers ok or not with a fixed, generic reason: exception texts can c
 """
 
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -26,9 +28,33 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
+def _uses_redis() -> bool:
+    """False on `make run`'s embedded file broker, where nothing of the portal needs Redis."""
+    return settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://"))
+
+
 def worker_heartbeat_record() -> None:
-    """Run by a worker on a beat schedule: proves that beat, the broker and a worker all work."""
+    """Run by a worker when it is ready and then on a beat schedule: proves that beat, the broker and a worker all
+    work. Kept in Redis, or in a file (PORTAL_HEARTBEAT_FILE) on the embedded broker, where there is no Redis."""
+    if settings.PORTAL_HEARTBEAT_FILE:
+        path = Path(settings.PORTAL_HEARTBEAT_FILE)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = path.with_name(f"{path.name}.{os.getpid()}")
+        written.write_text(repr(time.time()))
+        written.replace(path)  # whole or not at all: a reader never sees half a number
+        return
     _redis().set(HEARTBEAT_KEY, repr(time.time()), ex=int(settings.PORTAL_HEARTBEAT_MAX_AGE * 10))
+
+
+def _worker_heartbeat() -> float | None:
+    """When a worker last recorded its heartbeat (time.time()), or None when none has."""
+    if settings.PORTAL_HEARTBEAT_FILE:
+        try:
+            return float(Path(settings.PORTAL_HEARTBEAT_FILE).read_text())
+        except FileNotFoundError:
+            return None
+    raw = _redis().get(HEARTBEAT_KEY)
+    return None if raw is None else float(raw)
 
 
 def _check_database() -> dict[str, Any]:
@@ -38,15 +64,17 @@ def _check_database() -> dict[str, Any]:
 
 
 def _check_redis() -> dict[str, Any]:
+    if not _uses_redis():
+        return {"ok": True, "in_use": False}
     _redis().ping()
     return {"ok": True}
 
 
 def _check_worker() -> dict[str, Any]:
-    raw = _redis().get(HEARTBEAT_KEY)
-    if raw is None:
+    recorded = _worker_heartbeat()
+    if recorded is None:
         return {"ok": False, "reason": "no worker heartbeat recorded"}
-    age = max(0.0, time.time() - float(raw))
+    age = max(0.0, time.time() - recorded)
     if age > settings.PORTAL_HEARTBEAT_MAX_AGE:
         return {"ok": False, "reason": "worker heartbeat too old", "age_seconds": round(age, 1)}
     return {"ok": True, "age_seconds": round(age, 1)}

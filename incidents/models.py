@@ -329,3 +329,15 @@ class ApiToken(models.Model):
         if self.revoked_at is not None:
             return "revoked"
         return "expired" if self.is_expired() else "active"
+
+
+class RateLimitBucket(models.Model):
+    """A portal-wide rate limit kept in the database: the stand-in for the Redis token bucket when there is no Redis
+    (`make run` on its embedded broker, one machine). aws/ratelimit.py reads and moves it under a row lock."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    # GCRA's "theoretical arrival time" of the next call, in seconds since the epoch (time.time()).
+    next_arrival = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,11 +1,12 @@
-"""Signing in and out, as Django and django-axes announce it, into the audit trail: an interface like the tasks,
-each receiver a thin call to one service. Connected when the app is ready (apps.py)."""
+"""Signing in and out, as Django and django-axes announce it, into the audit trail and the metrics: an interface
+like the tasks, each receiver a thin call to one service. Connected when the app is ready (apps.py)."""
 
 from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from . import metrics
 from .http import client_ip
 from .services.authentication import lockout_record, sign_in_failure_record, sign_in_record, sign_out_record
 
@@ -40,3 +41,8 @@ def locked_out(sender, request: HttpRequest | None, username: str | None, **kwar
 def signed_out(sender, request: HttpRequest | None, user, **kwargs) -> None:
     if user is not None:  # signing out without having signed in changes nothing
         sign_out_record(user=user, ip_address=_address(request), via=_page(request))
+
+
+# The metrics count sign-ins by outcome; django-axes' refusals of a locked-out account arrive as user_login_failed.
+user_logged_in.connect(metrics.sign_in_succeeded, dispatch_uid="incidents.metrics.sign_in")
+user_login_failed.connect(metrics.sign_in_refused, dispatch_uid="incidents.metrics.sign_in_refused")

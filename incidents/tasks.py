@@ -1,11 +1,13 @@
 """Celery tasks: thin interfaces that load by primary key and call one service."""
 
 import logging
+import os
 import random
 
 from celery import shared_task
-from celery.signals import worker_init, worker_process_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready
 from django.conf import settings
+from prometheus_client import multiprocess
 
 from . import health, warmup
 from .aws.client import AwsError
@@ -102,6 +104,23 @@ def _warm_up_each_child(**kwargs) -> None:
 
 def _warm_up_child(**kwargs) -> None:
     warmup.worker_process()
+
+
+@worker_ready.connect
+def _heartbeat_when_ready(**kwargs) -> None:
+    # /healthz reports the worker up as soon as it consumes, not only after beat's first heartbeat (up to
+    # PORTAL_HEARTBEAT_INTERVAL later, or never where beat is not running yet).
+    try:
+        health.worker_heartbeat_record()
+    except Exception as exc:  # the broker's store is down: beat's heartbeats report it when it is back
+        logger.warning("The worker could not record its heartbeat when ready: %s", type(exc).__name__)
+
+
+@worker_process_shutdown.connect
+def _forget_live_metrics_of_child(pid: int | None = None, **kwargs) -> None:
+    # As gunicorn.conf.py's child_exit does for web workers: a dead process's live gauges must not be added up.
+    if pid is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)
 
 
 @worker_ready.connect

@@ -2,7 +2,7 @@ from django.urls import include, path, re_path
 
 from .api import reference
 from .api import views as api
-from .views import accounts, curation, declarations, declare, health, history
+from .views import accounts, curation, declarations, declare, health, history, metrics
 
 app_name = "incidents"
 
@@ -40,4 +40,5 @@ urlpatterns = [
     # Liveness for load balancers (anyone); readiness, with every part's state, for operators (views/access.py).
     path("healthz", health.liveness, name="healthz"),
     path("healthz/ready", health.readiness, name="healthz-ready"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]

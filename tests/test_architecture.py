@@ -17,6 +17,7 @@ APP = ROOT / "incidents"
 LAYERS = {
     "errors": 0,
     "models": 0,
+    "metrics": 0,
     "roles": 1,
     "aws": 1,
     "validators": 2,

@@ -2,6 +2,9 @@
 operators see (an operator token or an operator network), with AWS asked at most once per cache period."""
 
 import ipaddress
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -10,6 +13,8 @@ from django.conf import settings
 from django.core.cache import caches
 
 from incidents import health, tasks
+from tests.conftest import worker_database_url
+from tests.helpers import ROOT
 
 LIVENESS = "/healthz"
 READINESS = "/healthz/ready"
@@ -178,3 +183,36 @@ def test_with_no_cache_period_every_report_asks_aws(client, sandbox, settings):
     for _ in range(3):
         client.get(READINESS)
     assert len(sandbox.calls("ListResponsePlans")) == 3
+def test_a_worker_reports_itself_as_soon_as_it_is_ready_not_after_beats_first_heartbeat(client, tmp_path):
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(health.HEARTBEAT_KEY)
+    assert client.get(READINESS).status_code == 503
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings.test", "DATABASE_URL": worker_database_url()}
+    log = tmp_path / "worker.log"
+    # No beat, and a queue of its own (it takes none of the other tests' tasks): only being ready can write it.
+    command = [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", "heartbeat-test", "--pool", "solo"]
+    worker = subprocess.Popen(
+        [*command, "--without-gossip", "--without-mingle"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_heartbeat(timeout=60)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+
+    report = client.get(READINESS).json()
+    assert report["checks"]["worker"]["ok"] is True, (report, log.read_text())
+
+
+def test_the_heartbeat_lives_in_a_file_where_there_is_no_redis(settings, tmp_path):
+    settings.CELERY_BROKER_URL = "filesystem://"
+    settings.PORTAL_HEARTBEAT_FILE = str(tmp_path / "heartbeat")
+    assert health.CHECKS["worker"]()["reason"] == "no worker heartbeat recorded"
+    assert health.CHECKS["redis"]() == {"ok": True, "in_use": False}
+
+    tasks.record_worker_heartbeat()  # as the worker runs it: the filesystem:// URL is never read as Redis's
+
+    assert health.CHECKS["worker"]()["ok"] is True

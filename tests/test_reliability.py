@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from incidents import tasks
 from incidents.aws.client import _client, reset_clients, start_incident
-from incidents.aws.ratelimit import RateLimitBusy, _redis, rate_limit_wait
-from incidents.models import Declaration
+from incidents.aws.ratelimit import RateLimitBusy, _redis, rate_limit_wait, reset_connections
+from incidents.models import Declaration, RateLimitBucket
 from incidents.selectors.declarations import declaration_for_start
 from incidents.services.attachments import RelatedItemInput
 from incidents.services.declarations import _declaration_for_key, declaration_create, declaration_dispatch
@@ -289,6 +289,20 @@ def test_a_caller_that_would_wait_too_long_is_told_to_come_back_later():
     rate_limit_wait(name="test-busy", per_second=1, burst=1, max_wait=0)
     with pytest.raises(RateLimitBusy):
         rate_limit_wait(name="test-busy", per_second=1, burst=1, max_wait=0.5)
+
+
+@pytest.mark.django_db
+def test_without_redis_the_rate_limit_is_kept_in_the_database(settings):
+    settings.PORTAL_RATE_LIMIT_STORE = "database"  # as on `make run`'s embedded broker
+    settings.PORTAL_RATE_LIMIT_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens: never asked
+    reset_connections()
+    try:
+        rate_limit_wait(name="test-database", per_second=1, burst=1, max_wait=0)
+        with pytest.raises(RateLimitBusy):
+            rate_limit_wait(name="test-database", per_second=1, burst=1, max_wait=0.5)
+    finally:
+        reset_connections()
+    assert RateLimitBucket.objects.get(name="test-database").next_arrival > time.time()
 
 
 @pytest.mark.django_db

@@ -6,6 +6,7 @@ AWS_ENDPOINT_URL_S3), so the same code talks to real AWS or to the project's san
 
 import functools
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,11 +14,11 @@ from typing import IO, Any
 
 import boto3
 import botocore.session
-import redis
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 from django.conf import settings
 
+from .. import metrics
 from . import ratelimit
 
 # Errors worth another attempt: AWS asked us to slow down, or failed on its side.
@@ -96,6 +97,7 @@ def _client(service: str):
                 signature_version="s3v4" if service == "s3" else None,
             )
             client = boto3.session.Session().client(service, config=config, region_name=settings.AWS_REGION or None)
+            _observe(client)
             if service == "ssm-incidents":
                 # Every HTTP attempt, botocore's own retries included, takes a slot of the portal-wide limit.
                 client.meta.events.register("before-send.ssm-incidents.StartIncident", _start_incident_slot)
@@ -105,6 +107,37 @@ def _client(service: str):
 
 def _start_incident_slot(**_kwargs) -> None:
     ratelimit.start_incident_slot()
+
+
+def _observe(client) -> None:
+    """Count every call the client makes, by operation and outcome, and time it (incidents/metrics.py), through
+    botocore's own events: each API call emits before-call, then after-call with AWS's answer (an error's too) or
+    after-call-error when no answer came (a connection error, a busy rate limit)."""
+    client.meta.events.register("before-call", _call_started)
+    client.meta.events.register("after-call", _call_answered)
+    client.meta.events.register("after-call-error", _call_failed)
+
+
+def _call_started(*, model, context, **_kwargs) -> None:
+    context["portal_call"] = (model.service_model.service_name, model.name, time.monotonic())
+
+
+def _call_answered(*, http_response, parsed, context, **_kwargs) -> None:
+    status = http_response.status_code
+    outcome = "success" if status < 300 else parsed.get("Error", {}).get("Code") or f"HTTP{status}"
+    _call_finished(context, outcome)
+
+
+def _call_failed(*, exception, context, **_kwargs) -> None:
+    _call_finished(context, _translate(exception).code)
+
+
+def _call_finished(context: dict[str, Any], outcome: str) -> None:
+    if "portal_call" not in context:
+        return
+    service, operation, started = context.pop("portal_call")
+    metrics.AWS_CALLS.labels(service=service, operation=operation, outcome=outcome).inc()
+    metrics.AWS_CALL_SECONDS.labels(service=service, operation=operation).observe(time.monotonic() - started)
 
 
 def warm_up() -> None:
@@ -123,7 +156,7 @@ def reset_clients() -> None:
 def _translate(exc: Exception) -> AwsError:
     if isinstance(exc, ratelimit.RateLimitBusy):
         return AwsError(code="PortalRateLimited", message=str(exc), retryable=True)
-    if isinstance(exc, redis.RedisError):
+    if isinstance(exc, ratelimit.RateLimiterUnavailable):
         return AwsError(
             code="RateLimiterUnavailable", message="The shared rate limiter is unreachable.", retryable=True
         )
@@ -153,7 +186,7 @@ def start_incident(request: dict[str, Any]) -> StartIncidentResult:
     """Call StartIncident with a complete request (its clientToken included) and return the record ARN."""
     try:
         response = _client("ssm-incidents").start_incident(**request)
-    except (ClientError, BotoCoreError, ratelimit.RateLimitBusy, redis.RedisError) as exc:
+    except (ClientError, BotoCoreError, ratelimit.RateLimitBusy, ratelimit.RateLimiterUnavailable) as exc:
         raise _translate(exc) from exc
     return StartIncidentResult(
         incident_record_arn=response["incidentRecordArn"],
@@ -279,6 +312,7 @@ def ping(*, timeout: float) -> None:
             _clients[key] = boto3.session.Session().client(
                 "ssm-incidents", config=config, region_name=settings.AWS_REGION or None
             )
+            _observe(_clients[key])
         client = _clients[key]
     try:
         client.list_response_plans(maxResults=1)

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import validators
+from .. import metrics, validators
 from ..errors import PortalError
 from ..models import AttachmentState, Declaration, RelatedItem, ResponsePlan
 from ..selectors.plans import response_plan_is_available_to
@@ -106,6 +106,7 @@ def declaration_create(
                         declaration=declaration,
                         details={"related_item": item.pk, "file": item.file_name, "reason": item.attachment_error},
                     )
+            transaction.on_commit(lambda: metrics.DECLARATIONS_CREATED.labels(source=source).inc())
             transaction.on_commit(lambda: declaration_dispatch(declaration_id=declaration.pk))
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race: answer with its declaration.

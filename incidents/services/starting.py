@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from .. import metrics
 from ..aws import client as aws
 from ..models import AttachmentState, Declaration, RelatedItem
 from ..selectors.declarations import declaration_for_start, declaration_start_request
@@ -110,6 +111,15 @@ def _declaration_finish(
         for name, value in changes.items():
             setattr(declaration, name, value)
         audit_record(action=action, declaration=declaration, details=details)
+        # Counted once, by the attempt that wrote the outcome (re-deliveries that find it final count nothing).
+        transaction.on_commit(
+            lambda: metrics.DECLARATIONS_FINISHED.labels(state=changes["state"], source=declaration.source).inc()
+        )
+        if result is not None:
+            elapsed = (changes["started_at"] - declaration.created_at).total_seconds()
+            transaction.on_commit(
+                lambda: metrics.DECLARATION_TO_STARTED_SECONDS.labels(source=declaration.source).observe(elapsed)
+            )
         if result is not None and has_files:
             files = declaration.related_items.filter(kind=RelatedItem.Kind.FILE)
             if files.filter(attachment_state=AttachmentState.PENDING).exists():

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .. import metrics
 from ..models import AttachmentState, Declaration, RelatedItem
 from .attachments import attachments_dispatch
 from .audit import audit_record
@@ -89,6 +90,12 @@ def declarations_sweep(*, now: datetime | None = None) -> SweepResult:
         Declaration.objects.filter(pk__in=result.attachments).update(updated_at=now)
         for declaration_id in result.attachments:
             transaction.on_commit(functools.partial(attachments_dispatch, declaration_id=declaration_id))
+    for kind, redispatched in (
+        ("queued", result.queued),
+        ("starting", result.starting),
+        ("attachments", result.attachments),
+    ):
+        metrics.SWEEPER_REDISPATCHES.labels(kind=kind).inc(len(redispatched))
     if result.total:
         logger.info(
             "sweeper re-dispatched %s queued, %s starting, %s with pending files",

@@ -70,6 +70,8 @@ MIDDLEWARE = [
     # First: the proxy's scheme header counts only from the configured proxy (PORTAL_TRUSTED_PROXIES).
     "incidents.http.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Counts API requests by status (for /metrics) once every other middleware has answered.
+    "incidents.metrics.api_request_metrics",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -220,6 +222,8 @@ PORTAL_OPERATOR_NETWORKS = _networks("PORTAL_OPERATOR_NETWORKS", ["127.0.0.0/8",
 
 # --- Celery -----------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Local mode only (portal.settings.local): queue through files when no Redis answers.
+PORTAL_EMBEDDED_BROKER = False
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -385,14 +389,18 @@ PORTAL_SWEEP_STARTING_AFTER = env.float("PORTAL_SWEEP_STARTING_AFTER", default=6
 PORTAL_SWEEP_BATCH = env.int("PORTAL_SWEEP_BATCH", default=200)
 if max(PORTAL_SWEEP_QUEUED_AFTER, PORTAL_SWEEP_STARTING_AFTER) >= PORTAL_VISIBILITY_TIMEOUT:
     raise ImproperlyConfigured("PORTAL_SWEEP_*_AFTER must stay below PORTAL_VISIBILITY_TIMEOUT.")
-# StartIncident calls per second across every worker (AWS's quota is per account, Celery's rate_limit per worker).
+# StartIncident calls per second across every worker (AWS's quota is per account, Celery's rate_limit per worker),
+# counted in Redis; "database" keeps the count in a row instead (local mode on the embedded broker, without Redis).
+PORTAL_RATE_LIMIT_STORE = "redis"
 PORTAL_RATE_LIMIT_REDIS_URL = env.str("PORTAL_RATE_LIMIT_REDIS_URL", default=CELERY_BROKER_URL)
 PORTAL_START_RATE_LIMIT_PER_SECOND = env.float("PORTAL_START_RATE_LIMIT_PER_SECOND", default=5)
 PORTAL_START_RATE_LIMIT_BURST = env.int("PORTAL_START_RATE_LIMIT_BURST", default=5)
 # A worker waits at most this long for a slot, then retries the task later instead of hogging its process.
 PORTAL_START_RATE_LIMIT_MAX_WAIT = env.float("PORTAL_START_RATE_LIMIT_MAX_WAIT", default=20)
 PORTAL_ATTACH_MAX_RETRIES = env.int("PORTAL_ATTACH_MAX_RETRIES", default=5)
-# Workers write a heartbeat to Redis; /healthz reports them down when it is older than the max age.
+# Workers write a heartbeat to Redis (or to this file, on the embedded broker); /healthz reports them down when it
+# is older than the max age.
+PORTAL_HEARTBEAT_FILE = ""
 PORTAL_HEARTBEAT_INTERVAL = env.float("PORTAL_HEARTBEAT_INTERVAL", default=15)
 PORTAL_HEARTBEAT_MAX_AGE = env.float("PORTAL_HEARTBEAT_MAX_AGE", default=60)
 PORTAL_HEALTH_TIMEOUT = env.float("PORTAL_HEALTH_TIMEOUT", default=2)
@@ -407,6 +415,16 @@ CELERY_BEAT_SCHEDULE |= {
         "options": {"expires": PORTAL_AUDIT_HEAD_INTERVAL},
     },
 }
+
+# --- Operators: /metrics (and what else is for monitors, not people) ---------------------------------------------
+# Open to a request bearing `Authorization: Bearer <PORTAL_OPERATOR_TOKEN>`, or coming from one of these networks.
+PORTAL_OPERATOR_TOKEN = env.str("PORTAL_OPERATOR_TOKEN", default="")
+PORTAL_OPERATOR_NETWORKS = env.list("PORTAL_OPERATOR_NETWORKS", cast=str.strip, default=["127.0.0.0/8", "::1/128"])
+for _network in PORTAL_OPERATOR_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"PORTAL_OPERATOR_NETWORKS: {_network!r} is not a network ({_error}).") from None
 
 # --- Uploads ----------------------------------------------------------------------------------------
 PORTAL_MAX_FILE_BYTES = env.int("PORTAL_MAX_FILE_BYTES", default=10 * 1024 * 1024)

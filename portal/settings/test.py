@@ -2,6 +2,7 @@
 
 import os
 import uuid
+import tempfile
 
 import dj_database_url
 
@@ -37,3 +38,8 @@ PORTAL_START_RETRY_BACKOFF_MAX = 1
 PORTAL_START_MAX_RETRIES = env.int("PORTAL_START_MAX_RETRIES", default=2)
 PORTAL_RATE_LIMIT_REDIS_URL = env.str("PORTAL_RATE_LIMIT_REDIS_URL", default=CELERY_BROKER_URL)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
+# prometheus-client's multiprocess mode, as production runs it: the test process and the workers and servers it
+# starts (which inherit this environment) count into one fresh directory, which /metrics adds up. Set here, before
+# anything imports prometheus_client, which reads it once.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="portal-test-metrics-")
