@@ -66,7 +66,7 @@ def test_the_documented_runtime_role_appends_and_reads_and_nothing_more(runtime_
 def test_verify_audit_and_the_health_report_say_nothing_of_a_runtime_role(runtime_role, client, capsys):
     call_command("verify_audit")
     assert "Warning: the database role" not in capsys.readouterr().err
-    assert client.get("/healthz").json()["warnings"] == []
+    assert client.get("/healthz/ready").json()["warnings"] == []
 
 
 @pytest.mark.django_db
@@ -84,6 +84,6 @@ def test_a_role_that_can_do_more_is_warned_about(client, capsys):
     )
     assert "TRUNCATE" in captured.err
 
-    warnings = client.get("/healthz").json()["warnings"]
+    warnings = client.get("/healthz/ready").json()["warnings"]
     assert len(warnings) == 1
     assert warnings[0].startswith("the database role may do more than INSERT and SELECT audit events: superuser")

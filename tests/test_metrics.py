@@ -1,5 +1,6 @@
 """/metrics: what an operator's Prometheus scrapes, and who may scrape it."""
 
+import ipaddress
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from incidents.services.starting import declaration_start
 from incidents.services.sweeper import declarations_sweep
 from tests.api.conftest import ApiClient, make_token
 from tests.conftest import worker_database_url
-from tests.helpers import ROOT, free_port, make_declaration, manage_py
+from tests.helpers import ROOT, free_port, make_declaration
 from tests.test_warmup import get, production_env
 
 METRICS = "/metrics"
@@ -59,15 +60,9 @@ def test_metrics_answer_operators_on_loopback_or_with_the_operator_token_and_nob
     assert Client().get(METRICS, **wrong).status_code == 403
     scrape(HTTP_AUTHORIZATION="Bearer operator-secret-token", **elsewhere)
 
-    settings.PORTAL_OPERATOR_NETWORKS = ["203.0.113.0/24"]
+    settings.PORTAL_OPERATOR_NETWORKS = [ipaddress.ip_network("203.0.113.0/24")]
     scrape(**elsewhere)
     assert Client().get(METRICS).status_code == 403, "loopback is no longer listed"
-
-
-def test_a_network_that_does_not_parse_is_named_when_the_settings_load():
-    result = manage_py("check", settings="portal.settings.test", PORTAL_OPERATOR_NETWORKS="10.0.0.0/8, intranet")
-    assert result.returncode != 0
-    assert "PORTAL_OPERATOR_NETWORKS: 'intranet' is not a network" in result.stderr
 
 
 # --- A declaration, all the way through the worker ------------------------------------------------------
@@ -262,7 +257,7 @@ def test_every_gunicorn_worker_answers_with_the_counts_of_all_of_them(tmp_path):
         [sys.executable, "-m", "gunicorn"], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
     )
     try:
-        get(f"http://127.0.0.1:{port}/healthz")  # waits until it answers
+        get(f"http://127.0.0.1:{port}/healthz/ready")  # waits until it answers
         # Requests at once, so that the workers share them.
         with ThreadPoolExecutor(max_workers=6) as pool:
             statuses = list(pool.map(refused_status, [f"http://127.0.0.1:{port}/api/declarations/1"] * 30))

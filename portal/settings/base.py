@@ -416,16 +416,6 @@ CELERY_BEAT_SCHEDULE |= {
     },
 }
 
-# --- Operators: /metrics (and what else is for monitors, not people) ---------------------------------------------
-# Open to a request bearing `Authorization: Bearer <PORTAL_OPERATOR_TOKEN>`, or coming from one of these networks.
-PORTAL_OPERATOR_TOKEN = env.str("PORTAL_OPERATOR_TOKEN", default="")
-PORTAL_OPERATOR_NETWORKS = env.list("PORTAL_OPERATOR_NETWORKS", cast=str.strip, default=["127.0.0.0/8", "::1/128"])
-for _network in PORTAL_OPERATOR_NETWORKS:
-    try:
-        ipaddress.ip_network(_network, strict=False)
-    except ValueError as _error:
-        raise ImproperlyConfigured(f"PORTAL_OPERATOR_NETWORKS: {_network!r} is not a network ({_error}).") from None
-
 # --- Uploads ----------------------------------------------------------------------------------------
 PORTAL_MAX_FILE_BYTES = env.int("PORTAL_MAX_FILE_BYTES", default=10 * 1024 * 1024)
 PORTAL_MAX_FILES = env.int("PORTAL_MAX_FILES", default=10)
