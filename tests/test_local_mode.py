@@ -154,7 +154,7 @@ def test_make_run_without_redis_says_so_and_declarations_reach_the_sandbox(local
 def test_healthz_is_ok_without_redis_once_the_worker_is_ready(local_portal):
     local_portal.wait_for_log("ready.")
     deadline = time.monotonic() + 30
-    while (answer := local_portal.request("GET", "/healthz"))[0] != 200:
+    while (answer := local_portal.request("GET", "/healthz/ready"))[0] != 200:
         assert time.monotonic() < deadline, answer
         time.sleep(0.5)
     report = answer[1]
