@@ -40,6 +40,8 @@ from .access import declarer_required
 
 # The declare page's submit buttons: declaring, and re-rendering what was entered (without JavaScript).
 ACTION_DECLARE, ACTION_ADD_ROW, ACTION_PREVIEW = "declare", "add-row", "preview"
+# Enter in a field submits a form through its first submit button: on this page that one never declares.
+ACTION_ENTER = "enter"
 
 
 def home(request: PortalRequest) -> HttpResponse:
@@ -53,6 +55,7 @@ def declare(request: PortalRequest) -> HttpResponse:
     prefill_notes: list[str] = []
     show_errors = False
     files_dropped = False
+    enter_pressed = False
     action = ""
     if request.method == "POST":
         action = request.POST.get("action") or ACTION_DECLARE
@@ -69,8 +72,9 @@ def declare(request: PortalRequest) -> HttpResponse:
         else:
             # Re-render what was entered, with one more row when asked; errors wait for the real submit.
             data = request.POST.copy()
-            if action == ACTION_ADD_ROW:
-                rows = _int(data.get("items-TOTAL_FORMS"))
+            rows = _int(data.get("items-TOTAL_FORMS"))
+            enter_pressed = action == ACTION_ENTER
+            if action == ACTION_ADD_ROW or (enter_pressed and _rows_all_used(data, rows)):
                 data["items-TOTAL_FORMS"] = str(min(rows + 1, validators.RELATED_ITEMS_MAX))
             form = DeclarationForm(data, user=request.user)
             formset = RelatedItemFormSet(data, prefix="items")
@@ -87,6 +91,7 @@ def declare(request: PortalRequest) -> HttpResponse:
         "formset": formset,
         "show_errors": show_errors,
         "files_dropped": files_dropped,
+        "enter_pressed": enter_pressed,
         "preview_open": action == ACTION_PREVIEW,
         "prefill_notes": prefill_notes,
         "query": query,
@@ -167,6 +172,14 @@ def _declare_again_message(retry_after: int) -> str:
         f"You have declared {limit} incident{pluralize(limit)} in the last {per}, the most one person may declare "
         f"here. You can declare this one in {wait} (at {timezone.localtime(at):%H:%M:%S %Z}); everything you "
         "entered is kept below. If it cannot wait, ask a manager to declare it."
+    )
+
+
+def _rows_all_used(data, rows: int) -> bool:
+    """Whether every related-item row has something in it (Enter then adds the next one, as the script does)."""
+    return all(
+        data.get(f"items-{index}-value", "").strip() or data.get(f"items-{index}-kind", "link") != "link"
+        for index in range(rows)
     )
 
 

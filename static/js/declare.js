@@ -475,6 +475,49 @@
     }
   });
 
+  // --- Enter moves on; only the button (or Ctrl/⌘+Enter) declares ------------------------------------------
+
+  const ENTER_SUBMITS = /^(text|search|url|email|tel|number|password|radio|checkbox|date|time)$/;
+
+  function moveOn(element) {
+    const form = element.form;
+    const row = element.closest("[data-item-row]");
+    if (row) {
+      // In a related item, Enter goes to the next item, adding one when this is the last.
+      const rows = $$("[data-item-row]");
+      const next = rows[rows.indexOf(row) + 1];
+      if (next) $("input[data-validate=value]", next).focus();
+      else if (rows.length < rules.items_max) {
+        addRow();
+        $("input[data-validate=value]", $$("[data-item-row]").pop()).focus();
+      }
+      return;
+    }
+    const fields = $$("input, select, textarea, button", form).filter(
+      (field) => !field.disabled && field.type !== "hidden" && field.tabIndex >= 0 && field.offsetParent !== null &&
+        !(field.type === "radio" && field.name === element.name),
+    );
+    const after = fields.filter((field) => element.compareDocumentPosition(field) & Node.DOCUMENT_POSITION_FOLLOWING);
+    const target = after.find((field) => field.type !== "radio" || field.checked || !$(`input[name="${field.name}"]:checked`, form));
+    target?.focus();
+  }
+
+  document.addEventListener("keydown", (event) => {
+    const element = event.target;
+    if (event.key !== "Enter" || !rules || event.isComposing) return;
+    const form = element.form;
+    if (!form || form.id !== "declare-form") return;
+    if (event.ctrlKey || event.metaKey) {
+      event.preventDefault();
+      form.requestSubmit($(".submit-declare", form));
+      return;
+    }
+    if (element.tagName === "INPUT" && ENTER_SUBMITS.test(element.type)) {
+      event.preventDefault();
+      moveOn(element);
+    }
+  });
+
   document.addEventListener("toggle", (event) => {
     if (event.target.id === "preview-details" && event.target.open && window.htmx) {
       window.htmx.trigger("#preview", "refresh-preview");

@@ -1,0 +1,46 @@
+"""Declaring under stress in a real browser: Enter never declares, Back does not declare twice, the success page
+leads to the incident, failures say what to do."""
+
+import re
+
+from playwright.sync_api import expect
+
+from incidents.models import Declaration
+from tests.browser.test_declare_browser import STATUS, open_declare
+
+
+def test_enter_in_any_field_moves_on_and_never_declares(page, live_server, plans, sandbox):
+    open_declare(page, live_server)
+    page.get_by_role("radio", name=re.compile("^Website outage")).check()
+    page.keyboard.press("Enter")
+    page.locator("#id_title").press("Enter")
+    first = page.locator("[data-item-row]").first
+    first.locator("input[data-validate=value]").fill("https://status.example.com/incidents/42")
+    # As one does to "add" a pasted link: the next item is added, and the keyboard is in it.
+    first.locator("input[data-validate=value]").press("Enter")
+    expect(page.locator("[data-item-row]")).to_have_count(2)
+    expect(page.locator("[data-item-row]").last.locator("input[data-validate=value]")).to_be_focused()
+    page.locator("[data-item-row]").last.locator("input[data-validate=title]").press("Enter")
+    expect(page.locator("[data-item-row]")).to_have_count(3)
+    assert page.url.endswith("/declare/")
+    assert Declaration.objects.count() == 0
+    assert sandbox.calls() == []
+
+    # Ctrl+Enter declares on purpose.
+    page.locator("#id_title").press("Control+Enter")
+    page.wait_for_url(re.compile(r"/declarations/\d+/$"))
+    expect(page.locator(STATUS)).to_have_text("Started", timeout=20_000)
+    assert Declaration.objects.count() == 1
+
+
+def test_enter_without_javascript_declares_nothing(page_without_js, live_server, plans, sandbox):
+    page = page_without_js
+    page.goto(f"{live_server.url}/declare/?plan=website-outage")
+    page.locator("#id_items-0-value").fill("https://status.example.com/incidents/42")
+    page.locator("#id_items-0-value").press("Enter")
+    expect(page.locator("#enter-pressed")).to_contain_text("Nothing was declared")
+    expect(page.locator("[data-item-row]")).to_have_count(2)
+    expect(page.locator("#id_items-0-value")).to_have_value("https://status.example.com/incidents/42")
+    page.locator("#id_title").press("Enter")
+    expect(page.locator("#enter-pressed")).to_be_visible()
+    assert Declaration.objects.count() == 0
