@@ -39,3 +39,47 @@ def test_enter_without_javascript_declares_nothing_and_adds_a_row_when_all_are_u
     # An empty row is still there to fill: none is added.
     assert 'name="items-TOTAL_FORMS" value="1"' in page
     assert Declaration.objects.count() == 0
+
+
+def test_the_same_form_sent_again_answers_with_its_declaration(support_client, plans):
+    data = declare_post(plans["website-outage"])
+    first = support_client.post(DECLARE, data)
+    again = support_client.post(DECLARE, data)
+    assert again.status_code == 302 and again["Location"] == first["Location"]
+    assert Declaration.objects.count() == 1
+
+
+def test_a_page_opened_again_with_a_new_key_says_it_was_declared_and_declares_again_only_on_purpose(
+    support_client, plans
+):
+    support_client.post(DECLARE, declare_post(plans["website-outage"], title="Checkout down"))
+    declaration = Declaration.objects.get()
+    # Back re-fetched the page: it says what was declared a moment ago, with a link.
+    page = support_client.get(DECLARE).content.decode()
+    assert 'id="declared-lately"' in page
+    assert f'href="/declarations/{declaration.pk}/"' in page
+
+    # Declaring the same plan again with the new form's key declares nothing, and says why.
+    data = declare_post(plans["website-outage"], title="Checkout down")
+    page = support_client.post(DECLARE, data).content.decode()
+    assert Declaration.objects.count() == 1
+    assert "Nothing was declared: you declared this plan just now." in page
+    assert f'<a href="/declarations/{declaration.pk}/">Open your declaration “Checkout down”</a>' in page
+    assert 'value="declare-again"' in page
+
+    # Another plan is not held up.
+    support_client.post(DECLARE, declare_post(plans["security-event"]))
+    assert Declaration.objects.count() == 2
+    # The same plan, on purpose.
+    response = support_client.post(DECLARE, {**data, "action": "declare-again"})
+    assert response.status_code == 302
+    assert Declaration.objects.filter(response_plan=plans["website-outage"]).count() == 2
+
+
+def test_someone_elses_declaration_of_the_plan_does_not_ask_again(support_client, plans, other_support_user):
+    from incidents.services.declarations import declaration_create
+
+    declaration_create(declared_by=other_support_user, response_plan=plans["website-outage"])
+    response = support_client.post(DECLARE, declare_post(plans["website-outage"]))
+    assert response.status_code == 302
+    assert Declaration.objects.count() == 2

@@ -44,3 +44,27 @@ def test_enter_without_javascript_declares_nothing(page_without_js, live_server,
     page.locator("#id_title").press("Enter")
     expect(page.locator("#enter-pressed")).to_be_visible()
     assert Declaration.objects.count() == 0
+
+
+def test_back_after_declaring_says_so_and_does_not_declare_again(page, live_server, plans, sandbox):
+    open_declare(page, live_server)
+    page.get_by_role("radio", name=re.compile("^Website outage")).check()
+    page.click("button.submit-declare")
+    page.wait_for_url(re.compile(r"/declarations/\d+/$"))
+    declaration = Declaration.objects.get()
+    expect(page.locator(STATUS)).to_have_text("Started", timeout=20_000)
+
+    page.go_back()
+    page.wait_for_url(re.compile(r"/declare/$"))
+    # Restored from the back/forward cache or fetched again, the page links the declaration just made.
+    note = page.locator("#declared-from-here, #declared-lately").first
+    expect(note).to_be_visible()
+    expect(note.get_by_role("link").first).to_have_attribute("href", re.compile(f"/declarations/{declaration.pk}/$"))
+
+    if not page.get_by_role("radio", name=re.compile("^Website outage")).is_checked():
+        page.get_by_role("radio", name=re.compile("^Website outage")).check()
+    page.click("button.submit-declare")
+    page.wait_for_load_state()
+    expect(page.locator("#declared-already, #status").first).to_be_visible()
+    assert Declaration.objects.count() == 1
+    assert len(sandbox.calls()) == 1
