@@ -6,7 +6,11 @@ import re
 import pytest
 from django.urls import reverse
 
+from incidents.aws.client import incident_manager_region
 from incidents.models import Declaration
+from incidents.services.declarations import declaration_create
+from incidents.services.starting import declaration_start
+from incidents.views.declarations import AWS_CONSOLE_URL, incident_console_urls
 from tests.helpers import declare_post
 
 DECLARE = reverse("incidents:declare")
@@ -77,9 +81,45 @@ def test_a_page_opened_again_with_a_new_key_says_it_was_declared_and_declares_ag
 
 
 def test_someone_elses_declaration_of_the_plan_does_not_ask_again(support_client, plans, other_support_user):
-    from incidents.services.declarations import declaration_create
-
     declaration_create(declared_by=other_support_user, response_plan=plans["website-outage"])
     response = support_client.post(DECLARE, declare_post(plans["website-outage"]))
     assert response.status_code == 302
     assert Declaration.objects.count() == 2
+
+
+def test_the_success_page_leads_to_the_incident_in_its_region_and_names_the_state_in_the_tab(
+    support_client, plans, support_user
+):
+    declaration, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title="Down")
+    page = support_client.get(declaration.get_absolute_url()).content.decode()
+    assert "<title>Queued · Declaration" in page
+
+    declaration_start(declaration_id=declaration.pk, final_attempt=True)
+    declaration.refresh_from_db()
+    arn = declaration.incident_record_arn
+    # Incident Manager's ARNs carry no region: the console link uses the one the portal started it in.
+    region, account = incident_manager_region(), arn.split(":")[4]
+    assert region
+    page = support_client.get(declaration.get_absolute_url()).content.decode()
+    assert f"<title>Started · Declaration {declaration.pk}: Down · Incident portal</title>" in page
+    encoded = arn.replace(":", "%3A").replace("/", "%2F")
+    assert (
+        f'href="https://{region}.console.aws.amazon.com/systems-manager/incidents/incident/{encoded}/overview'
+        f'?region={region}"' in page
+    )
+    assert f"{account} · {region}" in page
+    assert f'data-copy="{arn}"' in page
+    assert f'data-copy="http://testserver/declarations/{declaration.pk}/"' in page
+    # The live status carries the tab's title, so that the script can follow it while polling.
+    status = support_client.get(declaration.get_absolute_url(), headers={"HX-Request": "true", "HX-Target": "status"})
+    assert 'data-tab-title="Started · Declaration' in status.content.decode()
+
+
+def test_console_links_for_other_partitions_and_unexpected_arns():
+    gov = incident_console_urls("arn:aws-us-gov:ssm-incidents::1:incident-record/p/1", region="us-gov-west-1")
+    assert gov["incident"].startswith("https://us-gov-west-1.console.amazonaws-us-gov.com/systems-manager/incidents/")
+    assert (
+        gov["home"]
+        == "https://us-gov-west-1.console.amazonaws-us-gov.com/systems-manager/incidents/home?region=us-gov-west-1"
+    )
+    assert incident_console_urls("not-an-arn", region="eu-west-1") == {"home": AWS_CONSOLE_URL}

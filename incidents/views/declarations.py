@@ -2,6 +2,7 @@
 retrying a failed one; downloading an attached file."""
 
 import json
+from urllib.parse import quote
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -10,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import roles
+from ..aws.client import incident_manager_region
 from ..errors import PortalError
 from ..http import PortalRequest, client_ip, htmx_target
 from ..models import IMPACT_DESCRIPTIONS, AttachmentState, Declaration, Impact, RelatedItem
@@ -20,6 +22,33 @@ from ..services.attachments import related_item_download_url
 from .access import declarer_required
 
 AWS_CONSOLE_URL = "https://console.aws.amazon.com/systems-manager/incidents/home"
+# The console's host in each AWS partition (the ARN's second field).
+CONSOLE_HOSTS = {
+    "aws": "console.aws.amazon.com",
+    "aws-cn": "console.amazonaws.cn",
+    "aws-us-gov": "console.amazonaws-us-gov.com",
+}
+
+
+def incident_console_urls(arn: str, *, region: str) -> dict[str, str]:
+    """Where an incident record is in the AWS console: the record itself in its region, and Incident Manager's
+    home there (the one address AWS documents, kept as the way in when the record's own page moves).
+    arn:PARTITION:ssm-incidents::ACCOUNT:incident-record/PLAN/ID — Incident Manager's ARNs leave the region out,
+    so it is the region the portal called (an ARN that names one wins)."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[1] not in CONSOLE_HOSTS:
+        return {"home": AWS_CONSOLE_URL}
+    _arn, partition, _service, arn_region, account, _resource = parts
+    region = arn_region or region
+    if not region:
+        return {"home": AWS_CONSOLE_URL}
+    host = f"https://{region}.{CONSOLE_HOSTS[partition]}"
+    return {
+        "incident": f"{host}/systems-manager/incidents/incident/{quote(arn, safe='')}/overview?region={region}",
+        "home": f"{host}/systems-manager/incidents/home?region={region}",
+        "region": region,
+        "account": account,
+    }
 
 
 @declarer_required
@@ -44,6 +73,10 @@ def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpRespo
         "impact_description": IMPACT_DESCRIPTIONS[declaration.effective_impact],
         "impact_label": Impact(declaration.effective_impact).label,
         "console_url": AWS_CONSOLE_URL,
+        "console": incident_console_urls(declaration.incident_record_arn, region=incident_manager_region())
+        if declaration.incident_record_arn
+        else {},
+        "portal_url": request.build_absolute_uri(declaration.get_absolute_url()),
         "can_retry": declaration.state == declaration.State.FAILED
         and (roles.is_manager(request.user) or declaration.declared_by_id == request.user.pk),
         "steps": _state_steps(declaration),

@@ -5,6 +5,7 @@ import re
 
 from playwright.sync_api import expect
 
+from incidents.aws.client import incident_manager_region
 from incidents.models import Declaration
 from tests.browser.test_declare_browser import STATUS, open_declare
 
@@ -68,3 +69,33 @@ def test_back_after_declaring_says_so_and_does_not_declare_again(page, live_serv
     expect(page.locator("#declared-already, #status").first).to_be_visible()
     assert Declaration.objects.count() == 1
     assert len(sandbox.calls()) == 1
+
+
+def test_the_success_page_leads_to_the_incident_copies_and_shows_the_state_in_the_tab(page, live_server, plans):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    open_declare(page, live_server, "?plan=website-outage")
+    page.click("button.submit-declare")
+    page.wait_for_url(re.compile(r"/declarations/\d+/$"))
+    # After the redirect the keyboard is on the status, which the person is waiting for.
+    expect(page.locator("#live-status")).to_be_focused()
+    expect(page.locator(STATUS)).to_have_text("Started", timeout=20_000)
+    # The tab's title followed the live status.
+    expect(page).to_have_title(re.compile(r"^Started · Declaration \d+"))
+    declaration = Declaration.objects.get()
+    region = incident_manager_region()
+    expect(page.locator("#incident-console-link")).to_have_attribute(
+        "href", re.compile(rf"^https://{region}\.console\.aws\.amazon\.com/systems-manager/incidents/incident/arn%3A")
+    )
+    page.get_by_role("button", name="Copy ARN").click()
+    expect(page.locator("[data-copy-status]")).to_have_text("Copied the ARN.")
+    assert page.evaluate("navigator.clipboard.readText()") == declaration.incident_record_arn
+    page.get_by_role("button", name="Copy link").click()
+    assert page.evaluate("navigator.clipboard.readText()") == f"{live_server.url}/declarations/{declaration.pk}/"
+
+
+def test_another_tab_sees_failed_in_its_title(page, live_server, plans, sandbox):
+    sandbox.inject(operation="StartIncident", deny_next=1)
+    open_declare(page, live_server, "?plan=website-outage")
+    page.click("button.submit-declare")
+    page.wait_for_url(re.compile(r"/declarations/\d+/$"))
+    expect(page).to_have_title(re.compile(r"^Failed · Declaration \d+"), timeout=20_000)
