@@ -2,6 +2,7 @@
 page leads to the incident, failures say what to do."""
 
 import re
+from datetime import datetime
 
 import pytest
 from django.urls import reverse
@@ -9,8 +10,8 @@ from django.urls import reverse
 from incidents.aws.client import incident_manager_region
 from incidents.models import Declaration
 from incidents.services.declarations import declaration_create
-from incidents.services.starting import declaration_start
-from incidents.views.declarations import AWS_CONSOLE_URL, incident_console_urls
+from incidents.services.starting import StartRetryable, declaration_start
+from incidents.views.declarations import AWS_CONSOLE_URL, failure_explanation, incident_console_urls
 from tests.helpers import declare_post
 
 DECLARE = reverse("incidents:declare")
@@ -123,3 +124,60 @@ def test_console_links_for_other_partitions_and_unexpected_arns():
         == "https://us-gov-west-1.console.amazonaws-us-gov.com/systems-manager/incidents/home?region=us-gov-west-1"
     )
     assert incident_console_urls("not-an-arn", region="eu-west-1") == {"home": AWS_CONSOLE_URL}
+
+
+def test_a_failure_says_in_plain_words_what_happened_whether_retrying_helps_and_whom_to_call(
+    support_client, plans, support_user, sandbox, settings
+):
+    settings.PORTAL_ESCALATION_CONTACT = "the SRE on call (+1 555 0100)"
+    sandbox.inject(operation="StartIncident", deny_next=1)
+    declaration, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+    declaration_start(declaration_id=declaration.pk, final_attempt=True)
+    declaration.refresh_from_db()
+    page = support_client.get(declaration.get_absolute_url()).content.decode()
+    assert "AWS refused: the portal is not allowed to start incidents with this response plan." in page
+    assert "Retrying will not help until an AWS administrator" in page
+    assert "call the SRE on call (+1 555 0100)" in page
+    region = incident_manager_region()
+    assert f'href="https://{region}.console.aws.amazon.com/systems-manager/incidents/home?region={region}"' in page
+    # AWS's own text stays, under the plain sentence.
+    assert page.index("AWS refused:") < page.index(declaration.failure_reason) and declaration.failure_code in page
+
+
+@pytest.mark.parametrize(
+    ("code", "sentence", "helps"),
+    [
+        ("AccessDeniedException", "not allowed to start incidents", False),
+        ("ValidationException", "refused the request as invalid", False),
+        ("ResourceNotFoundException", "no longer knows this response plan", False),
+        ("ThrottlingException", "AWS is throttling", True),
+        ("InternalServerException", "internal error or was unavailable", True),
+        ("ConnectionError", "could not reach AWS", True),
+        ("PortalRateLimited", "no slot came free in time", True),
+        ("RateLimiterUnavailable", "rate limiter (Redis) could not be reached", True),
+    ],
+)
+def test_each_kind_of_failure_has_its_sentence(code, sentence, helps):
+    explanation = failure_explanation(code=code, attempts=3, final=True)
+    assert sentence in explanation.what
+    assert explanation.retry_helps is helps
+    if helps:
+        assert "gave up after 3 attempts" in explanation.retry
+
+
+def test_while_retrying_the_page_says_so_with_the_time_of_the_next_try(support_client, plans, support_user, sandbox):
+    sandbox.inject(operation="StartIncident", throttle_next=100)
+    declaration, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
+    with pytest.raises(StartRetryable):
+        declaration_start(declaration_id=declaration.pk, final_attempt=False, retry_in=40)
+    event = declaration.audit_events.get(action="declaration.attempt_failed")
+    next_at = datetime.fromisoformat(event.details["next_attempt_at"])
+    assert 39 <= (next_at - event.created_at).total_seconds() <= 41
+    status = support_client.get(
+        declaration.get_absolute_url(), headers={"HX-Request": "true", "HX-Target": "status"}
+    ).content.decode()
+    assert "Attempt 1 did not get through, and the portal will try again." in status
+    assert "AWS is throttling" in status
+    assert f'Next try at <time datetime="{next_at.isoformat()}">' in status
+    assert "(attempt 2)" in status
+    assert "ThrottlingException" in status

@@ -2,8 +2,11 @@
 retrying a failed one; downloading an attached file."""
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
@@ -51,6 +54,94 @@ def incident_console_urls(arn: str, *, region: str) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class FailureExplanation:
+    """A failure as a person reads it: what happened, whether retrying can help, what to do meanwhile."""
+
+    what: str
+    retry: str
+    retry_helps: bool
+
+
+_THROTTLED = {"ThrottlingException", "TooManyRequestsException"}
+_AWS_DOWN = {"InternalServerException", "ServiceUnavailable", "ServiceUnavailableException"}
+_PORTAL_LIMIT = {"PortalRateLimited", "RateLimiterUnavailable"}
+
+
+def failure_explanation(*, code: str, attempts: int, final: bool) -> FailureExplanation:
+    """The plain sentence for an AWS error code (AWS's own text is shown under it)."""
+    gave_up = f"The portal gave up after {attempts} attempt{'s' if attempts != 1 else ''}. " if final else ""
+    if code in ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation"):
+        return FailureExplanation(
+            "AWS refused: the portal is not allowed to start incidents with this response plan.",
+            "Retrying will not help until an AWS administrator lets the portal's role call "
+            "ssm-incidents:StartIncident on this plan.",
+            retry_helps=False,
+        )
+    if code == "ResourceNotFoundException":
+        return FailureExplanation(
+            "AWS no longer knows this response plan: it was deleted or renamed in Incident Manager.",
+            "Retrying will not help. Declare again with another plan, and tell a portal admin.",
+            retry_helps=False,
+        )
+    if code == "ValidationException":
+        return FailureExplanation(
+            "AWS refused the request as invalid, so no incident was started.",
+            "Retrying sends the same request and will fail the same way; a portal admin needs to look at it.",
+            retry_helps=False,
+        )
+    if code in _THROTTLED:
+        what = "AWS is throttling: too many requests to Incident Manager right now."
+    elif code in _AWS_DOWN or code.startswith("5"):
+        what = "Incident Manager had an internal error or was unavailable."
+    elif code == "ConnectionError":
+        what = "The portal could not reach AWS (the connection failed or timed out)."
+    elif code == "PortalRateLimited":
+        what = "The portal holds its calls to AWS under AWS's rate limit, and no slot came free in time."
+    elif code == "RateLimiterUnavailable":
+        what = "The portal's shared rate limiter (Redis) could not be reached, so the call to AWS was held back."
+    else:
+        return FailureExplanation(
+            "The incident was not started because of an unexpected error.",
+            "Retrying may help; if it fails again, a portal admin needs to look at it.",
+            retry_helps=True,
+        )
+    return FailureExplanation(
+        what,
+        gave_up + ("Retrying can help once AWS answers again." if final else "This usually passes by itself."),
+        retry_helps=True,
+    )
+
+
+@dataclass(frozen=True)
+class RetryingNow:
+    """A failed attempt with another one coming: what failed, and when the worker tries again."""
+
+    attempt: int
+    code: str
+    message: str
+    explanation: FailureExplanation
+    next_attempt_at: datetime | None
+
+
+def _retrying_now(declaration: Declaration, audit_events) -> RetryingNow | None:
+    """From the audit trail: the last attempt failed and the worker will try again (the state is still starting)."""
+    if declaration.state != Declaration.State.STARTING or not audit_events:
+        return None
+    last = audit_events[-1]
+    if last.action != "declaration.attempt_failed":
+        return None
+    details = last.details or {}
+    at = details.get("next_attempt_at")
+    return RetryingNow(
+        attempt=details.get("attempt", declaration.attempts),
+        code=details.get("code", ""),
+        message=details.get("message", ""),
+        explanation=failure_explanation(code=details.get("code", ""), attempts=declaration.attempts, final=False),
+        next_attempt_at=datetime.fromisoformat(at) if at else None,
+    )
+
+
 @declarer_required
 def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpResponse:
     declaration = declaration_get_for(user=request.user, declaration_id=declaration_id)
@@ -59,6 +150,7 @@ def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpRespo
     related_items = list(declaration.related_items.defer("pending_content"))
     files = [item for item in related_items if item.kind == RelatedItem.Kind.FILE]
     files_pending = sum(item.attachment_state == AttachmentState.PENDING for item in files)
+    audit_events = list(declaration_audit_trail(declaration=declaration))
     context = {
         "declaration": declaration,
         "aws_request_json": _pretty_json(declaration.aws_request),
@@ -69,13 +161,20 @@ def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpRespo
         "keep_polling": not declaration.is_final or files_pending > 0,
         # A file's state changes only while polling; the answer that stops it carries their final states too.
         "refresh_items": bool(files),
-        "audit_events": declaration_audit_trail(declaration=declaration),
+        "audit_events": audit_events,
+        "retrying": _retrying_now(declaration, audit_events),
+        "failure": failure_explanation(code=declaration.failure_code, attempts=declaration.attempts, final=True)
+        if declaration.state == Declaration.State.FAILED
+        else None,
+        "escalation_contact": settings.PORTAL_ESCALATION_CONTACT,
         "impact_description": IMPACT_DESCRIPTIONS[declaration.effective_impact],
         "impact_label": Impact(declaration.effective_impact).label,
         "console_url": AWS_CONSOLE_URL,
         "console": incident_console_urls(declaration.incident_record_arn, region=incident_manager_region())
         if declaration.incident_record_arn
         else {},
+        # Where to declare by hand while the portal cannot: Incident Manager in the portal's region.
+        "console_home": incident_console_urls(declaration.response_plan.arn, region=incident_manager_region())["home"],
         "portal_url": request.build_absolute_uri(declaration.get_absolute_url()),
         "can_retry": declaration.state == declaration.State.FAILED
         and (roles.is_manager(request.user) or declaration.declared_by_id == request.user.pk),

@@ -99,3 +99,20 @@ def test_another_tab_sees_failed_in_its_title(page, live_server, plans, sandbox)
     page.click("button.submit-declare")
     page.wait_for_url(re.compile(r"/declarations/\d+/$"))
     expect(page).to_have_title(re.compile(r"^Failed · Declaration \d+"), timeout=20_000)
+
+
+def test_a_failure_speaks_plainly_and_keeps_awss_text_under_it(page, live_server, plans, sandbox, settings):
+    sandbox.inject(operation="StartIncident", throttle_next=1000)
+    open_declare(page, live_server, "?plan=website-outage")
+    page.click("button.submit-declare")
+    page.wait_for_url(re.compile(r"/declarations/\d+/$"))
+    expect(page.locator(STATUS)).to_have_text("Failed", timeout=30_000)
+    failure = page.locator("#failure")
+    expect(failure).to_contain_text("AWS is throttling")
+    expect(failure).to_contain_text("Retrying can help once AWS answers again.")
+    expect(failure).to_contain_text(f"call {settings.PORTAL_ESCALATION_CONTACT}")
+    expect(failure.get_by_role("link", name=re.compile("declare it in the AWS console"))).to_have_attribute(
+        "href", re.compile(r"/systems-manager/incidents/home\?region=")
+    )
+    expect(page.locator(".failure-reason")).to_contain_text("gave up after")
+    expect(page.locator("#status")).to_contain_text("ThrottlingException")
