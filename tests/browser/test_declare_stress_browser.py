@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 
 from incidents.aws.client import incident_manager_region
 from incidents.models import Declaration
+from tests.browser.conftest import assert_accessible
 from tests.browser.test_declare_browser import STATUS, open_declare
 
 
@@ -67,6 +68,7 @@ def test_back_after_declaring_says_so_and_does_not_declare_again(page, live_serv
     page.click("button.submit-declare")
     page.wait_for_load_state()
     expect(page.locator("#declared-already, #status").first).to_be_visible()
+    assert_accessible(page, "page after declaring again from a restored form")
     assert Declaration.objects.count() == 1
     assert len(sandbox.calls()) == 1
 
@@ -86,6 +88,7 @@ def test_the_success_page_leads_to_the_incident_copies_and_shows_the_state_in_th
     expect(page.locator("#incident-console-link")).to_have_attribute(
         "href", re.compile(rf"^https://{region}\.console\.aws\.amazon\.com/systems-manager/incidents/incident/arn%3A")
     )
+    assert_accessible(page, "started declaration with console link and copy buttons")
     page.get_by_role("button", name="Copy ARN").click()
     expect(page.locator("[data-copy-status]")).to_have_text("Copied the ARN.")
     assert page.evaluate("navigator.clipboard.readText()") == declaration.incident_record_arn
@@ -116,3 +119,4 @@ def test_a_failure_speaks_plainly_and_keeps_awss_text_under_it(page, live_server
     )
     expect(page.locator(".failure-reason")).to_contain_text("gave up after")
     expect(page.locator("#status")).to_contain_text("ThrottlingException")
+    assert_accessible(page, "failed declaration explained")
