@@ -123,7 +123,8 @@ def test_console_links_for_other_partitions_and_unexpected_arns():
         gov["home"]
         == "https://us-gov-west-1.console.amazonaws-us-gov.com/systems-manager/incidents/home?region=us-gov-west-1"
     )
-    assert incident_console_urls("not-an-arn", region="eu-west-1") == {"home": AWS_CONSOLE_URL}
+    unknown = incident_console_urls("not-an-arn", region="eu-west-1")
+    assert unknown["incident"] == unknown["home"] == AWS_CONSOLE_URL
 
 
 def test_a_failure_says_in_plain_words_what_happened_whether_retrying_helps_and_whom_to_call(

@@ -39,12 +39,13 @@ def incident_console_urls(arn: str, *, region: str) -> dict[str, str]:
     arn:PARTITION:ssm-incidents::ACCOUNT:incident-record/PLAN/ID — Incident Manager's ARNs leave the region out,
     so it is the region the portal called (an ARN that names one wins)."""
     parts = arn.split(":", 5)
+    unknown = {"incident": AWS_CONSOLE_URL, "home": AWS_CONSOLE_URL, "region": "", "account": ""}
     if len(parts) != 6 or parts[1] not in CONSOLE_HOSTS:
-        return {"home": AWS_CONSOLE_URL}
+        return unknown
     _arn, partition, _service, arn_region, account, _resource = parts
     region = arn_region or region
     if not region:
-        return {"home": AWS_CONSOLE_URL}
+        return unknown
     host = f"https://{region}.{CONSOLE_HOSTS[partition]}"
     return {
         "incident": f"{host}/systems-manager/incidents/incident/{quote(arn, safe='')}/overview?region={region}",
@@ -170,11 +171,7 @@ def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpRespo
         "impact_description": IMPACT_DESCRIPTIONS[declaration.effective_impact],
         "impact_label": Impact(declaration.effective_impact).label,
         "console_url": AWS_CONSOLE_URL,
-        "console": incident_console_urls(declaration.incident_record_arn, region=incident_manager_region())
-        if declaration.incident_record_arn
-        else {},
-        # Where to declare by hand while the portal cannot: Incident Manager in the portal's region.
-        "console_home": incident_console_urls(declaration.response_plan.arn, region=incident_manager_region())["home"],
+        "console": _console_urls(declaration),
         "portal_url": request.build_absolute_uri(declaration.get_absolute_url()),
         "can_retry": declaration.state == declaration.State.FAILED
         and (roles.is_manager(request.user) or declaration.declared_by_id == request.user.pk),
@@ -185,6 +182,16 @@ def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpRespo
         # waiting; the audit trail and the related items ride along out of band.
         return render(request, "incidents/declaration_detail.html#status", {**context, "refresh_audit": True})
     return render(request, "incidents/declaration_detail.html", context)
+
+
+def _console_urls(declaration: Declaration) -> dict[str, str]:
+    """The incident record in the console; until there is one, Incident Manager in the portal's region (where to
+    declare by hand while the portal cannot)."""
+    region = incident_manager_region()
+    if declaration.incident_record_arn:
+        return incident_console_urls(declaration.incident_record_arn, region=region)
+    urls = incident_console_urls(declaration.response_plan.arn, region=region)
+    return {**urls, "incident": urls["home"]}
 
 
 def _state_steps(declaration: Declaration) -> list[dict]:
