@@ -31,10 +31,14 @@ def retry_countdown(retries: int) -> float:
 def start_declaration(self, declaration_id: int) -> None:
     """Call StartIncident for one declaration; a second delivery of the same message does nothing."""
     max_retries = settings.PORTAL_START_MAX_RETRIES
+    # Chosen before the attempt, so that a failed one records when the next comes (the declaration's page says it).
+    countdown = retry_countdown(self.request.retries)
     try:
-        declaration_start(declaration_id=declaration_id, final_attempt=self.request.retries >= max_retries)
+        declaration_start(
+            declaration_id=declaration_id, final_attempt=self.request.retries >= max_retries, retry_in=countdown
+        )
     except StartRetryable as exc:
-        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+        raise self.retry(exc=exc, countdown=countdown) from exc
     except Declaration.DoesNotExist:
         # Declarations are never deleted by the portal; a message for a missing row has nothing left to do.
         logger.warning("declaration %s does not exist; message dropped", declaration_id)

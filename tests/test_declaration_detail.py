@@ -43,7 +43,8 @@ def test_detail_shows_the_request_and_response_the_arn_console_link_and_the_audi
     assert "&quot;responsePlanArn&quot;:" in html
     assert f"&quot;incidentRecordArn&quot;: &quot;{declaration.incident_record_arn}&quot;" in html
     assert declaration.incident_record_arn in html
-    assert 'href="https://console.aws.amazon.com/systems-manager/incidents/home"' in html
+    # The console link leads to the incident record itself, in its region (tests/test_declare_stress.py).
+    assert "/systems-manager/incidents/incident/arn%3Aaws%3Assm-incidents%3A" in html
     # Who did what, when, from where.
     assert "declaration.queued" in html and "declaration.started" in html
     assert "203.0.113.9" in html

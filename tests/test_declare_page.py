@@ -335,7 +335,11 @@ def test_the_live_status_stops_polling_at_a_final_state(support_client, plans, s
     final = support_client.get(url, **htmx("status")).content.decode()
     assert "hx-trigger" not in final
     assert "incident-record/x/1" in final
-    assert "https://console.aws.amazon.com/systems-manager/incidents/home" in final
+    # The console link leads to that incident record, in the region the portal called.
+    assert (
+        "/systems-manager/incidents/incident/arn%3Aaws%3Assm-incidents%3A%3A123456789012%3Aincident-record%2Fx%2F1/"
+        in final
+    )
     # The audit trail is refreshed alongside, out of band.
     assert 'id="audit-trail" hx-swap-oob="true"' in final
 

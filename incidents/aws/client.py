@@ -84,6 +84,11 @@ _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
 
 
+def incident_manager_region() -> str:
+    """The region the portal starts incidents in (incident-record ARNs carry none): where the console shows them."""
+    return _client("ssm-incidents").meta.region_name or ""
+
+
 def _client(service: str):
     # boto3 clients are thread-safe, sessions are not: build each client once per process, under a lock.
     with _clients_lock:

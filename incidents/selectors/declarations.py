@@ -125,6 +125,15 @@ def declaration_made_with_key(*, user, idempotency_key: str) -> Declaration | No
     return Declaration.objects.filter(declared_by=user, idempotency_key=idempotency_key).first()
 
 
+def declaration_latest_by(*, user, since, response_plan: ResponsePlan | None = None) -> Declaration | None:
+    """This person's latest declaration since a moment ago (of one plan, if given): a page opened again after
+    declaring — Back, a reload, a second tab — says so before a second incident is started by mistake."""
+    declarations = Declaration.objects.filter(declared_by=user, created_at__gte=since)
+    if response_plan is not None:
+        declarations = declarations.filter(response_plan=response_plan)
+    return declarations.select_related("response_plan").order_by("-created_at").first()
+
+
 # Stand-ins in the preview for what exists only once the declaration is stored.
 ASSIGNED_ON_SUBMIT = "<assigned on submit>"
 

@@ -4,6 +4,7 @@ Safe to run any number of times: the row is locked and checked before the call, 
 every attempt, and the outcome is written only while the declaration is not final.
 """
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -26,11 +27,12 @@ class StartRetryable(Exception):
         self.error = error
 
 
-def declaration_start(*, declaration_id: int, final_attempt: bool) -> Declaration:
+def declaration_start(*, declaration_id: int, final_attempt: bool, retry_in: float | None = None) -> Declaration:
     """One attempt at StartIncident for a declaration; safe to run any number of times.
 
-    Raises StartRetryable when AWS failed transiently and more attempts remain. The bound is counted in the
-    database too, so re-deliveries (worker lost, sweeper) can never make the attempts unbounded.
+    Raises StartRetryable when AWS failed transiently and more attempts remain; `retry_in` (seconds) is when the
+    caller will try again, recorded with the failed attempt so that the declaration's page can say when. The bound
+    is counted in the database too, so re-deliveries (worker lost, sweeper) can never make the attempts unbounded.
     """
     with transaction.atomic():
         declaration = declaration_for_start(declaration_id)
@@ -55,11 +57,10 @@ def declaration_start(*, declaration_id: int, final_attempt: bool) -> Declaratio
         result = aws.start_incident(request)
     except aws.AwsError as error:
         if error.retryable and not final_attempt:
-            audit_record(
-                action="declaration.attempt_failed",
-                declaration=declaration,
-                details={"attempt": declaration.attempts, "code": error.code, "message": error.message},
-            )
+            attempt: dict[str, Any] = {"attempt": declaration.attempts, "code": error.code, "message": error.message}
+            if retry_in is not None:
+                attempt["next_attempt_at"] = (timezone.now() + timedelta(seconds=retry_in)).isoformat()
+            audit_record(action="declaration.attempt_failed", declaration=declaration, details=attempt)
             raise StartRetryable(error) from error
         return _declaration_finish(declaration, has_files=has_files, error=error)
     return _declaration_finish(declaration, has_files=has_files, result=result)

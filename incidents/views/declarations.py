@@ -2,7 +2,11 @@
 retrying a failed one; downloading an attached file."""
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
@@ -10,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import roles
+from ..aws.client import incident_manager_region
 from ..errors import PortalError
 from ..http import PortalRequest, client_ip, htmx_target
 from ..models import IMPACT_DESCRIPTIONS, AttachmentState, Declaration, Impact, RelatedItem
@@ -20,6 +25,122 @@ from ..services.attachments import related_item_download_url
 from .access import declarer_required
 
 AWS_CONSOLE_URL = "https://console.aws.amazon.com/systems-manager/incidents/home"
+# The console's host in each AWS partition (the ARN's second field).
+CONSOLE_HOSTS = {
+    "aws": "console.aws.amazon.com",
+    "aws-cn": "console.amazonaws.cn",
+    "aws-us-gov": "console.amazonaws-us-gov.com",
+}
+
+
+def incident_console_urls(arn: str, *, region: str) -> dict[str, str]:
+    """Where an incident record is in the AWS console: the record itself in its region, and Incident Manager's
+    home there (the one address AWS documents, kept as the way in when the record's own page moves).
+    arn:PARTITION:ssm-incidents::ACCOUNT:incident-record/PLAN/ID — Incident Manager's ARNs leave the region out,
+    so it is the region the portal called (an ARN that names one wins)."""
+    parts = arn.split(":", 5)
+    unknown = {"incident": AWS_CONSOLE_URL, "home": AWS_CONSOLE_URL, "region": "", "account": ""}
+    if len(parts) != 6 or parts[1] not in CONSOLE_HOSTS:
+        return unknown
+    _arn, partition, _service, arn_region, account, _resource = parts
+    region = arn_region or region
+    if not region:
+        return unknown
+    host = f"https://{region}.{CONSOLE_HOSTS[partition]}"
+    return {
+        "incident": f"{host}/systems-manager/incidents/incident/{quote(arn, safe='')}/overview?region={region}",
+        "home": f"{host}/systems-manager/incidents/home?region={region}",
+        "region": region,
+        "account": account,
+    }
+
+
+@dataclass(frozen=True)
+class FailureExplanation:
+    """A failure as a person reads it: what happened, whether retrying can help, what to do meanwhile."""
+
+    what: str
+    retry: str
+    retry_helps: bool
+
+
+_THROTTLED = {"ThrottlingException", "TooManyRequestsException"}
+_AWS_DOWN = {"InternalServerException", "ServiceUnavailable", "ServiceUnavailableException"}
+_PORTAL_LIMIT = {"PortalRateLimited", "RateLimiterUnavailable"}
+
+
+def failure_explanation(*, code: str, attempts: int, final: bool) -> FailureExplanation:
+    """The plain sentence for an AWS error code (AWS's own text is shown under it)."""
+    gave_up = f"The portal gave up after {attempts} attempt{'s' if attempts != 1 else ''}. " if final else ""
+    if code in ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation"):
+        return FailureExplanation(
+            "AWS refused: the portal is not allowed to start incidents with this response plan.",
+            "Retrying will not help until an AWS administrator lets the portal's role call "
+            "ssm-incidents:StartIncident on this plan.",
+            retry_helps=False,
+        )
+    if code == "ResourceNotFoundException":
+        return FailureExplanation(
+            "AWS no longer knows this response plan: it was deleted or renamed in Incident Manager.",
+            "Retrying will not help. Declare again with another plan, and tell a portal admin.",
+            retry_helps=False,
+        )
+    if code == "ValidationException":
+        return FailureExplanation(
+            "AWS refused the request as invalid, so no incident was started.",
+            "Retrying sends the same request and will fail the same way; a portal admin needs to look at it.",
+            retry_helps=False,
+        )
+    if code in _THROTTLED:
+        what = "AWS is throttling: too many requests to Incident Manager right now."
+    elif code in _AWS_DOWN or code.startswith("5"):
+        what = "Incident Manager had an internal error or was unavailable."
+    elif code == "ConnectionError":
+        what = "The portal could not reach AWS (the connection failed or timed out)."
+    elif code == "PortalRateLimited":
+        what = "The portal holds its calls to AWS under AWS's rate limit, and no slot came free in time."
+    elif code == "RateLimiterUnavailable":
+        what = "The portal's shared rate limiter (Redis) could not be reached, so the call to AWS was held back."
+    else:
+        return FailureExplanation(
+            "The incident was not started because of an unexpected error.",
+            "Retrying may help; if it fails again, a portal admin needs to look at it.",
+            retry_helps=True,
+        )
+    return FailureExplanation(
+        what,
+        gave_up + ("Retrying can help once AWS answers again." if final else "This usually passes by itself."),
+        retry_helps=True,
+    )
+
+
+@dataclass(frozen=True)
+class RetryingNow:
+    """A failed attempt with another one coming: what failed, and when the worker tries again."""
+
+    attempt: int
+    code: str
+    message: str
+    explanation: FailureExplanation
+    next_attempt_at: datetime | None
+
+
+def _retrying_now(declaration: Declaration, audit_events) -> RetryingNow | None:
+    """From the audit trail: the last attempt failed and the worker will try again (the state is still starting)."""
+    if declaration.state != Declaration.State.STARTING or not audit_events:
+        return None
+    last = audit_events[-1]
+    if last.action != "declaration.attempt_failed":
+        return None
+    details = last.details or {}
+    at = details.get("next_attempt_at")
+    return RetryingNow(
+        attempt=details.get("attempt", declaration.attempts),
+        code=details.get("code", ""),
+        message=details.get("message", ""),
+        explanation=failure_explanation(code=details.get("code", ""), attempts=declaration.attempts, final=False),
+        next_attempt_at=datetime.fromisoformat(at) if at else None,
+    )
 
 
 @declarer_required
@@ -30,6 +151,7 @@ def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpRespo
     related_items = list(declaration.related_items.defer("pending_content"))
     files = [item for item in related_items if item.kind == RelatedItem.Kind.FILE]
     files_pending = sum(item.attachment_state == AttachmentState.PENDING for item in files)
+    audit_events = list(declaration_audit_trail(declaration=declaration))
     context = {
         "declaration": declaration,
         "aws_request_json": _pretty_json(declaration.aws_request),
@@ -40,10 +162,17 @@ def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpRespo
         "keep_polling": not declaration.is_final or files_pending > 0,
         # A file's state changes only while polling; the answer that stops it carries their final states too.
         "refresh_items": bool(files),
-        "audit_events": declaration_audit_trail(declaration=declaration),
+        "audit_events": audit_events,
+        "retrying": _retrying_now(declaration, audit_events),
+        "failure": failure_explanation(code=declaration.failure_code, attempts=declaration.attempts, final=True)
+        if declaration.state == Declaration.State.FAILED
+        else None,
+        "escalation_contact": settings.PORTAL_ESCALATION_CONTACT,
         "impact_description": IMPACT_DESCRIPTIONS[declaration.effective_impact],
         "impact_label": Impact(declaration.effective_impact).label,
         "console_url": AWS_CONSOLE_URL,
+        "console": _console_urls(declaration),
+        "portal_url": request.build_absolute_uri(declaration.get_absolute_url()),
         "can_retry": declaration.state == declaration.State.FAILED
         and (roles.is_manager(request.user) or declaration.declared_by_id == request.user.pk),
         "steps": _state_steps(declaration),
@@ -53,6 +182,16 @@ def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpRespo
         # waiting; the audit trail and the related items ride along out of band.
         return render(request, "incidents/declaration_detail.html#status", {**context, "refresh_audit": True})
     return render(request, "incidents/declaration_detail.html", context)
+
+
+def _console_urls(declaration: Declaration) -> dict[str, str]:
+    """The incident record in the console; until there is one, Incident Manager in the portal's region (where to
+    declare by hand while the portal cannot)."""
+    region = incident_manager_region()
+    if declaration.incident_record_arn:
+        return incident_console_urls(declaration.incident_record_arn, region=region)
+    urls = incident_console_urls(declaration.response_plan.arn, region=region)
+    return {**urls, "incident": urls["home"]}
 
 
 def _state_steps(declaration: Declaration) -> list[dict]:

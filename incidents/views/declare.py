@@ -29,6 +29,7 @@ from ..models import IMPACT_DESCRIPTIONS, Declaration, Impact, RelatedItem, Resp
 from ..selectors.declarations import (
     ASSIGNED_ON_SUBMIT,
     PreviewItem,
+    declaration_latest_by,
     declaration_made_with_key,
     declaration_preview_request,
     declarations_recent_for_plan_seen_by,
@@ -40,6 +41,11 @@ from .access import declarer_required
 
 # The declare page's submit buttons: declaring, and re-rendering what was entered (without JavaScript).
 ACTION_DECLARE, ACTION_ADD_ROW, ACTION_PREVIEW = "declare", "add-row", "preview"
+# Declaring the same plan again this soon asks first (a page restored by Back gets a new form key when re-fetched).
+ACTION_DECLARE_AGAIN = "declare-again"
+REPEAT_WINDOW = timedelta(minutes=10)
+# Enter in a field submits a form through its first submit button: on this page that one never declares.
+ACTION_ENTER = "enter"
 
 
 def home(request: PortalRequest) -> HttpResponse:
@@ -53,24 +59,30 @@ def declare(request: PortalRequest) -> HttpResponse:
     prefill_notes: list[str] = []
     show_errors = False
     files_dropped = False
+    enter_pressed = False
+    repeat_of: Declaration | None = None
     action = ""
     if request.method == "POST":
         action = request.POST.get("action") or ACTION_DECLARE
-        if action == ACTION_DECLARE:
+        if action in (ACTION_DECLARE, ACTION_DECLARE_AGAIN):
             form = DeclarationForm(request.POST, user=request.user)
             formset = RelatedItemFormSet(request.POST, request.FILES, prefix="items")
             show_errors = True
             if form.is_valid() and formset.is_valid():
-                response = _declare(request, form, formset)
-                if response:
-                    return response
+                if action != ACTION_DECLARE_AGAIN:
+                    repeat_of = _declared_a_moment_ago(request, form)
+                if repeat_of is None:
+                    response = _declare(request, form, formset)
+                    if response:
+                        return response
             # The page comes back with everything typed; only chosen files cannot be kept by a browser.
             files_dropped = bool(request.FILES) and not request.htmx
         else:
             # Re-render what was entered, with one more row when asked; errors wait for the real submit.
             data = request.POST.copy()
-            if action == ACTION_ADD_ROW:
-                rows = _int(data.get("items-TOTAL_FORMS"))
+            rows = _int(data.get("items-TOTAL_FORMS"))
+            enter_pressed = action == ACTION_ENTER
+            if action == ACTION_ADD_ROW or (enter_pressed and _rows_all_used(data, rows)):
                 data["items-TOTAL_FORMS"] = str(min(rows + 1, validators.RELATED_ITEMS_MAX))
             form = DeclarationForm(data, user=request.user)
             formset = RelatedItemFormSet(data, prefix="items")
@@ -82,11 +94,19 @@ def declare(request: PortalRequest) -> HttpResponse:
         formset = RelatedItemFormSet(prefix="items")
 
     plan = _chosen_plan(form)
+    now = timezone.now()
+    declared_lately = declaration_latest_by(user=request.user, since=now - REPEAT_WINDOW)
     context = {
+        # Declared a moment ago: said at the top of the page, and asked about before declaring that plan again.
+        "declared_lately": declared_lately,
+        "declared_lately_age": _age(now - declared_lately.created_at) if declared_lately else "",
+        "repeat_of": repeat_of,
+        "repeat_age": _age(now - repeat_of.created_at) if repeat_of else "",
         "form": form,
         "formset": formset,
         "show_errors": show_errors,
         "files_dropped": files_dropped,
+        "enter_pressed": enter_pressed,
         "preview_open": action == ACTION_PREVIEW,
         "prefill_notes": prefill_notes,
         "query": query,
@@ -157,6 +177,18 @@ def _declare(request: PortalRequest, form: DeclarationForm, formset) -> HttpResp
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
+def _declared_a_moment_ago(request: PortalRequest, form: DeclarationForm) -> Declaration | None:
+    """The person's declaration of the same plan from a moment ago, made with another form (the same form's key
+    answers with its own declaration): a second one within minutes is a choice, not a click on a restored page."""
+    data = form.cleaned_data
+    earlier = declaration_latest_by(
+        user=request.user, since=timezone.now() - REPEAT_WINDOW, response_plan=data["response_plan"]
+    )
+    if earlier is None or earlier.idempotency_key == data["idempotency_key"]:
+        return None
+    return earlier
+
+
 def _declare_again_message(retry_after: int) -> str:
     limit, period = rate_limit_parse(settings.PORTAL_DECLARE_RATE_LIMIT, setting="PORTAL_DECLARE_RATE_LIMIT")
     per = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}[period]
@@ -167,6 +199,14 @@ def _declare_again_message(retry_after: int) -> str:
         f"You have declared {limit} incident{pluralize(limit)} in the last {per}, the most one person may declare "
         f"here. You can declare this one in {wait} (at {timezone.localtime(at):%H:%M:%S %Z}); everything you "
         "entered is kept below. If it cannot wait, ask a manager to declare it."
+    )
+
+
+def _rows_all_used(data, rows: int) -> bool:
+    """Whether every related-item row has something in it (Enter then adds the next one, as the script does)."""
+    return all(
+        data.get(f"items-{index}-value", "").strip() or data.get(f"items-{index}-kind", "link") != "link"
+        for index in range(rows)
     )
 
 

@@ -324,6 +324,9 @@ AWS_MAX_ATTEMPTS = env.int("AWS_MAX_ATTEMPTS", default=3)
 # Celery-level retries of a declaration after botocore's own attempts ran out.
 PORTAL_START_MAX_RETRIES = env.int("PORTAL_START_MAX_RETRIES", default=5)
 PORTAL_START_RETRY_BACKOFF_MAX = env.int("PORTAL_START_RETRY_BACKOFF_MAX", default=60)
+# Who to call when an incident could not be started, named on the declaration's page (e.g. "the SRE on call,
+# +1 555 0100, or #incident-response").
+PORTAL_ESCALATION_CONTACT = env.str("PORTAL_ESCALATION_CONTACT", default="your on-call incident manager")
 
 # --- The audit trail ---------------------------------------------------------------------------------
 _AUDIT_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")

@@ -394,11 +394,67 @@
     $$("[data-item-row]").forEach(syncRow);
     applyPlan({ initial: true });
     checkCounts();
+    showDeclaredFromHere();
     if (afterSwap) {
-      const summary = document.getElementById("error-summary");
+      const summary = document.getElementById("declared-already") || document.getElementById("error-summary");
       if (summary) summary.focus();
     }
   }
+
+  // --- A page restored by Back after declaring knows it declared ---------------------------------------------
+
+  const declaredKey = (key) => `portal-declared:${key}`;
+
+  function formKey() {
+    return $("#declare-form input[name=idempotency_key]")?.value || "";
+  }
+
+  function showDeclaredFromHere() {
+    let url = null;
+    try {
+      url = formKey() && sessionStorage.getItem(declaredKey(formKey()));
+    } catch {
+      return; // storage refused: the server still answers this form's key with its declaration
+    }
+    const form = document.getElementById("declare-form");
+    if (!url || !form || document.getElementById("declared-from-here")) return;
+    const notice = document.createElement("div");
+    notice.className = "notice notice-warn";
+    notice.id = "declared-from-here";
+    notice.setAttribute("role", "alert");
+    const title = document.createElement("p");
+    title.className = "notice-title";
+    title.textContent = "You already declared this incident from this page.";
+    const link = document.createElement("a");
+    link.href = url;
+    link.textContent = "Open your declaration";
+    const more = document.createElement("p");
+    more.append(link, " — sending this form again only opens the same declaration. For a separate incident, ");
+    const fresh = document.createElement("a");
+    fresh.href = form.getAttribute("action");
+    fresh.textContent = "start a new form";
+    more.append(fresh, ".");
+    notice.append(title, more);
+    form.prepend(notice);
+  }
+
+  document.addEventListener("htmx:afterRequest", (event) => {
+    // Remembered in this tab before htmx follows the redirect, for the page Back restores.
+    const redirect = event.detail.xhr?.getResponseHeader("HX-Redirect");
+    if (event.detail.elt?.id !== "declare-form" || !redirect || !formKey()) return;
+    try {
+      sessionStorage.setItem(declaredKey(formKey()), redirect);
+    } catch {
+      // storage refused: the server still answers this form's key with its declaration
+    }
+  });
+
+  window.addEventListener("pageshow", (event) => {
+    if (!event.persisted || !rules) return;
+    showDeclaredFromHere();
+    // A page from the back/forward cache shows the duplicate guard as it was: ask for it afresh.
+    if (chosenPlanRadio() && window.htmx) window.htmx.trigger("#plan-options", "change");
+  });
 
   document.addEventListener("DOMContentLoaded", () => init());
 
@@ -472,6 +528,49 @@
       markSources();
       title.focus();
       refreshPreviewSoon();
+    }
+  });
+
+  // --- Enter moves on; only the button (or Ctrl/⌘+Enter) declares ------------------------------------------
+
+  const ENTER_SUBMITS = /^(text|search|url|email|tel|number|password|radio|checkbox|date|time)$/;
+
+  function moveOn(element) {
+    const form = element.form;
+    const row = element.closest("[data-item-row]");
+    if (row) {
+      // In a related item, Enter goes to the next item, adding one when this is the last.
+      const rows = $$("[data-item-row]");
+      const next = rows[rows.indexOf(row) + 1];
+      if (next) $("input[data-validate=value]", next).focus();
+      else if (rows.length < rules.items_max) {
+        addRow();
+        $("input[data-validate=value]", $$("[data-item-row]").pop()).focus();
+      }
+      return;
+    }
+    const fields = $$("input, select, textarea, button", form).filter(
+      (field) => !field.disabled && field.type !== "hidden" && field.tabIndex >= 0 && field.offsetParent !== null &&
+        !(field.type === "radio" && field.name === element.name),
+    );
+    const after = fields.filter((field) => element.compareDocumentPosition(field) & Node.DOCUMENT_POSITION_FOLLOWING);
+    const target = after.find((field) => field.type !== "radio" || field.checked || !$(`input[name="${field.name}"]:checked`, form));
+    target?.focus();
+  }
+
+  document.addEventListener("keydown", (event) => {
+    const element = event.target;
+    if (event.key !== "Enter" || !rules || event.isComposing) return;
+    const form = element.form;
+    if (!form || form.id !== "declare-form") return;
+    if (event.ctrlKey || event.metaKey) {
+      event.preventDefault();
+      form.requestSubmit($(".submit-declare", form));
+      return;
+    }
+    if (element.tagName === "INPUT" && ENTER_SUBMITS.test(element.type)) {
+      event.preventDefault();
+      moveOn(element);
     }
   });
 

@@ -76,8 +76,8 @@ def test_a_declaration_with_a_link_an_arn_and_a_file_reaches_started_live(page, 
     assert page.evaluate("window.stayedOnPage") is True
     expect(page.locator("#status")).not_to_have_attribute("hx-trigger", re.compile("."))
     expect(page.locator("#audit-trail")).to_contain_text("declaration.started")
-    expect(page.get_by_role("link", name=re.compile("Open Incident Manager"))).to_have_attribute(
-        "href", "https://console.aws.amazon.com/systems-manager/incidents/home"
+    expect(page.get_by_role("link", name=re.compile("Open this incident in the AWS console"))).to_have_attribute(
+        "href", re.compile(r"^https://[a-z0-9-]+\.console\.aws\.amazon\.com/systems-manager/incidents/incident/arn%3A")
     )
     screenshot(page, "03-detail-started")
     assert_accessible(page, "declaration page")
