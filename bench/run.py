@@ -361,6 +361,9 @@ class Bench:
         return urllib.parse.urlencode(
             {
                 "csrfmiddlewaretoken": self.csrf,
+                # Each POST a new incident on purpose: the same person declaring the same plan again within minutes
+                # is otherwise asked first (the declare page's guard against a second incident after Back).
+                "action": "declare-again",
                 "idempotency_key": key,
                 "response_plan": plan or self.plan_ids[0],
                 "title": "Checkout returns 500 for some customers",

@@ -42,7 +42,8 @@ def declare_many(user, plans, count: int, label: str) -> list[int]:
 
 def post_declaration(client: Client, plan, title: str, **kwargs):
     started = time.monotonic()
-    response = client.post(DECLARE, declare_post(plan, title=title, **kwargs))
+    # Each a new incident on purpose: the same person declaring the same plan again within minutes is asked first.
+    response = client.post(DECLARE, {**declare_post(plan, title=title, **kwargs), "action": "declare-again"})
     return response, time.monotonic() - started
 
 
@@ -194,7 +195,7 @@ def test_double_submits_and_concurrent_posts_with_one_idempotency_key(rig, suppo
     label = f"double submit {run_id()}"
     keys = []
     for n in range(count):
-        data = declare_post(plans[PLANS[n % len(PLANS)]], title=f"{label} #{n}")
+        data = {**declare_post(plans[PLANS[n % len(PLANS)]], title=f"{label} #{n}"), "action": "declare-again"}
         keys.append(data["idempotency_key"])
         answers = []
 
