@@ -183,6 +183,8 @@ def test_with_no_cache_period_every_report_asks_aws(client, sandbox, settings):
     for _ in range(3):
         client.get(READINESS)
     assert len(sandbox.calls("ListResponsePlans")) == 3
+
+
 def test_a_worker_reports_itself_as_soon_as_it_is_ready_not_after_beats_first_heartbeat(client, tmp_path):
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(health.HEARTBEAT_KEY)
     assert client.get(READINESS).status_code == 503

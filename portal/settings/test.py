@@ -1,8 +1,8 @@
 """pytest: PostgreSQL and Redis are real; AWS is the sandbox started by the test fixtures."""
 
 import os
-import uuid
 import tempfile
+import uuid
 
 import dj_database_url
 
