@@ -316,6 +316,7 @@ SSO_ROLE_MAP = {"portal-support": roles.SUPPORT, "portal-managers": roles.MANAGE
 @pytest.fixture
 def sso(settings, oidc_provider):
     """The portal configured for the test provider, with `brenda.glass` as its only break-glass local account."""
+    from portal.settings.base import sso_form_action
     from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET
 
     oidc_provider.reset_accounts()
@@ -328,6 +329,7 @@ def sso(settings, oidc_provider):
     settings.OIDC_RP_CLIENT_SECRET = CLIENT_SECRET
     settings.OIDC_RP_SCOPES = "openid email profile groups"
     settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, "incidents.sso.ProviderBackend"]
+    settings.SECURE_CSP = {**settings.SECURE_CSP, "form-action": sso_form_action(oidc_provider.issuer)}
     for role in roles.ALL:  # transactional tests truncate the groups the migration made
         Group.objects.get_or_create(name=role)
     return oidc_provider

@@ -29,6 +29,7 @@ def free_port() -> int:
 
 def private_jwk(key: rsa.RSAPrivateKey, key_id: str) -> dict:
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key))
+    jwk.pop("key_ops", None)  # PyJWT writes ["sign"]: the provider would not verify with it (id_token_hint)
     return {**jwk, "kid": key_id, "alg": "RS256", "use": "sig"}
 
 
@@ -70,9 +71,10 @@ class OIDCProvider:
             try:
                 with urllib.request.urlopen(f"{self.issuer}/.well-known/openid-configuration", timeout=1):  # noqa: S310
                     return
-            except OSError:
+            except OSError as error:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"oidc-provider did not start: {(self.workdir / 'provider.log').read_text()}")
+                    log_text = (self.workdir / "provider.log").read_text()
+                    raise RuntimeError(f"oidc-provider did not start: {log_text}") from error
                 time.sleep(0.1)
 
     def stop(self) -> None:

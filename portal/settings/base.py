@@ -8,6 +8,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 import environ
@@ -520,5 +521,15 @@ OIDC_STORE_ID_TOKEN = True
 OIDC_TIMEOUT = env.int("PORTAL_SSO_TIMEOUT", default=5)
 OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
 OIDC_OP_LOGOUT_URL_METHOD = "incidents.sso.provider_logout_url"
+
+
+def sso_form_action(issuer: str) -> list[str]:
+    """The Content Security Policy's form-action with the provider's origin: signing out is a form whose answer
+    redirects to the provider's end_session_endpoint, and browsers hold such a redirect to form-action too."""
+    parts = urlsplit(issuer)
+    return [CSP.SELF, f"{parts.scheme}://{parts.netloc}"]
+
+
 if PORTAL_SSO_ENABLED:
     AUTHENTICATION_BACKENDS.append("incidents.sso.ProviderBackend")
+    SECURE_CSP["form-action"] = sso_form_action(PORTAL_SSO_ISSUER)

@@ -8,7 +8,7 @@
 //                    look-up so that a test can change a person's groups or disable them while the provider runs
 //   JWKS_FILE        optional JSON {"keys": [private JWK]}: the signing keys (a test signs tokens with them too)
 import fs from 'node:fs';
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const port = Number(process.env.OIDC_PORT || 9400);
 const issuer = `http://127.0.0.1:${port}`;
@@ -20,9 +20,13 @@ function readAccounts() {
   return JSON.parse(fs.readFileSync(accountsFile, 'utf8'));
 }
 
-async function findAccount(ctx, id) {
+function isActive(id) {
   const person = readAccounts()[id];
-  if (!person || person.disabled) return undefined; // removed or disabled at the provider: no sign-in
+  return Boolean(person && !person.disabled);
+}
+
+async function findAccount(ctx, id) {
+  const person = readAccounts()[id] || {};
   return {
     accountId: id,
     async claims() {
@@ -58,6 +62,10 @@ const provider = new Provider(issuer, {
   },
   // The portal is a first-party client: no consent screen.
   async loadExistingGrant(ctx) {
+    // A person disabled or removed here since they signed in: the portal is told access_denied.
+    if (!isActive(ctx.oidc.session.accountId)) {
+      throw new errors.AccessDenied('The account is disabled or does not exist.');
+    }
     const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
     if (grantId) return ctx.oidc.provider.Grant.find(grantId);
     const grant = new ctx.oidc.provider.Grant({
@@ -73,6 +81,7 @@ const provider = new Provider(issuer, {
 });
 // The warning about devInteractions is expected here.
 provider.on('server_error', (ctx, error) => console.error('server_error', error));
+provider.on('end_session.error', (ctx, error) => console.error('end_session.error', error.error_description, error.error_detail));
 
 provider.listen(port, '127.0.0.1', () => {
   console.log(`oidc-provider listening on ${issuer}`);
