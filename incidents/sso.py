@@ -156,6 +156,10 @@ class ProviderBackend(OIDCAuthenticationBackend):
         if not isinstance(username, str) or not username.strip():
             raise SuspiciousOperation(f"The provider sent no {settings.PORTAL_SSO_USERNAME_CLAIM!r} claim.")
         username = username.strip()
+        if settings.PORTAL_SSO_USERNAME_CLAIM == "email" and claims.get("email_verified") is False:
+            # Whoever may type an address unverified at the provider must not become that address's account here.
+            refuse(self.request, reason="The provider has not verified this e-mail address.", username=username)
+            return None
         groups = claims.get(settings.PORTAL_SSO_GROUPS_CLAIM) or []
         if isinstance(groups, str):
             groups = [groups]

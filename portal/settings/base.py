@@ -514,6 +514,9 @@ if PORTAL_SSO_ENABLED and not PORTAL_SSO_ROLE_MAP:
     raise ImproperlyConfigured("PORTAL_SSO_ISSUER is set: PORTAL_SSO_ROLE_MAP must map provider groups to roles.")
 if PORTAL_SSO_MAX_SESSION_AGE < 60:
     raise ImproperlyConfigured("PORTAL_SSO_MAX_SESSION_AGE must be at least 60 seconds.")
+# How the client secret reaches the token endpoint: in the form body (client_secret_post), or as HTTP Basic
+# (client_secret_basic) for providers that accept only the method the client was registered with.
+OIDC_TOKEN_USE_BASIC_AUTH = env.bool("PORTAL_SSO_CLIENT_SECRET_BASIC", default=False)
 OIDC_USE_PKCE = True
 OIDC_USE_NONCE = True
 # Kept for the provider's sign-out (id_token_hint); the access token is not needed after sign-in.
