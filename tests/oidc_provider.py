@@ -85,13 +85,16 @@ class OIDCProvider:
     def reset_accounts(self) -> None:
         self.accounts_file.write_text(json.dumps({}))
 
-    def set_account(self, account_id: str, *, groups: list[str], disabled: bool = False) -> None:
+    def set_account(
+        self, account_id: str, *, groups: list[str], disabled: bool = False, email_verified: bool = True
+    ) -> None:
         accounts = json.loads(self.accounts_file.read_text())
         accounts[account_id] = {
             "email": f"{account_id}@example.com",
             "name": account_id.title(),
             "groups": groups,
             "disabled": disabled,
+            "email_verified": email_verified,
         }
         self.accounts_file.write_text(json.dumps(accounts))
 

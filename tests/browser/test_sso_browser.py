@@ -107,3 +107,12 @@ def test_a_person_without_a_portal_group_is_refused_and_the_refusal_recorded(tab
     refusal = AuditEvent.objects.filter(action="auth.sso_refused").latest("id")
     assert refusal.details["username"] == "zed@example.com"
     assert "No provider group" in refusal.details["reason"]
+
+
+def test_an_unverified_e_mail_address_does_not_become_that_address_s_account(tab, live_server, sso, django_user_model):
+    django_user_model.objects.create_user(username="vic@example.com", password="a-long-test-password")
+    sso.set_account("vic", groups=["portal-admins"], email_verified=False)
+    sign_in(tab, live_server, "vic")
+    expect(tab.get_by_role("heading", name="You could not be signed in")).to_be_visible()
+    assert not django_user_model.objects.get(username="vic@example.com").groups.exists()
+    assert "not verified" in AuditEvent.objects.filter(action="auth.sso_refused").latest("id").details["reason"]

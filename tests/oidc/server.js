@@ -33,7 +33,7 @@ async function findAccount(ctx, id) {
       return {
         sub: id,
         email: person.email,
-        email_verified: true,
+        email_verified: person.email_verified ?? true,
         name: person.name,
         preferred_username: id,
         groups: person.groups || [],
