@@ -4,6 +4,7 @@ accounts in a file the test changes while the provider runs (groups, disabled)."
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -44,6 +45,8 @@ class OIDCProvider:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
+        if shutil.which("node") is None or shutil.which("npm") is None:
+            raise RuntimeError("The single sign-on tests run a real provider on Node.js: install Node.js 20 and npm.")
         if not (SERVER_DIR / "node_modules").is_dir():
             subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=SERVER_DIR, check=True)  # noqa: S607
         jwks_file = self.workdir / "jwks.json"
