@@ -207,3 +207,10 @@ def provider_logout_url(request: HttpRequest) -> str:
         {"id_token_hint": id_token, "post_logout_redirect_uri": after, "client_id": settings.OIDC_RP_CLIENT_ID}
     )
     return f"{endpoint}?{query}"
+
+
+def exempt_from_lockout(request: HttpRequest | None, credentials: dict | None) -> bool:
+    """django-axes' AXES_WHITELIST_CALLABLE: the provider's callback is no password guess (its code is single-use and
+    checked by the provider, its state by the session), and it carries no username, so its refusals would otherwise
+    lock the provider's sign-in for everyone behind the same address."""
+    return credentials is not None and "nonce" in credentials

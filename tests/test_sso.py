@@ -162,3 +162,22 @@ def test_the_role_map_names_the_portal_s_roles_and_refuses_others():
     }
     with pytest.raises(ImproperlyConfigured, match="PORTAL_SSO_ROLE_MAP"):
         sso_role_map("portal-support=superusers")
+
+
+def forged_callback(client):
+    """The provider's callback with a code the provider never issued, for a sign-in this browser started."""
+    client.get(reverse("sso-start"))
+    state = next(iter(client.session["oidc_states"]))
+    return client.get(reverse("sso-callback"), {"code": "forged-code", "state": state})
+
+
+def test_refused_provider_sign_ins_are_audited_and_lock_nobody_out(client, sso, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT + 1):
+        response = forged_callback(client)
+        assert response.status_code == 403
+        assert "You could not be signed in" in response.content.decode()
+    refusals = AuditEvent.objects.filter(action="auth.sso_refused")
+    assert refusals.count() == settings.AXES_FAILURE_LIMIT + 1
+    assert "refused the sign-in" in refusals.latest("id").details["reason"]
+    # No generic failed sign-in besides (the callback records its own, with the reason).
+    assert not AuditEvent.objects.filter(action="auth.sign_in_failed").exists()

@@ -163,6 +163,8 @@ AXES_RESET_ON_SUCCESS = True
 # The person's address as the audit trail records it (through the configured proxy): behind a proxy, the connection's
 # address is the proxy's, and five wrong passwords from anyone would lock a username for everyone.
 AXES_CLIENT_IP_CALLABLE = "incidents.http.client_ip"
+# Refusals at the identity provider's callback are audited, not counted as password guesses (incidents/sso.py).
+AXES_WHITELIST_CALLABLE = "incidents.sso.exempt_from_lockout"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
