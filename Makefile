@@ -9,9 +9,10 @@ MANAGE := $(PY) manage.py
 .PHONY: run test setup production services browser lint chaos bench clean
 
 ## Start the portal with its worker and the AWS sandbox at http://127.0.0.1:8000
+## SSO=1: sign in through a local OpenID Connect provider too (scripts/run-sso; needs Node.js)
 run: setup
 	$(MANAGE) migrate --noinput
-	$(MANAGE) run_local
+	$(if $(filter 1,$(SSO)),scripts/run-sso $(PY),$(MANAGE) run_local)
 
 ## Set up and run every test against real Redis and PostgreSQL
 test: setup services browser

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 
@@ -15,3 +16,8 @@ def portal_roles(request: HttpRequest) -> dict:
             "is_admin": roles.is_admin(user),
         }
     }
+
+
+def single_sign_on(request: HttpRequest) -> dict:
+    """Whether the login page offers the identity provider (and names it)."""
+    return {"sso": {"enabled": settings.PORTAL_SSO_ENABLED, "provider_name": settings.PORTAL_SSO_PROVIDER_NAME}}

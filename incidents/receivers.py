@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from . import metrics
 from .http import client_ip
 from .services.authentication import lockout_record, sign_in_failure_record, sign_in_record, sign_out_record
+from .sso import sign_in_method
 
 
 def _address(request: HttpRequest | None) -> str | None:
@@ -23,11 +24,14 @@ def _page(request: HttpRequest | None) -> str | None:
 
 @receiver(user_logged_in, dispatch_uid="incidents.audit.signed_in")
 def signed_in(sender, request: HttpRequest | None, user, **kwargs) -> None:
-    sign_in_record(user=user, ip_address=_address(request), via=_page(request))
+    sign_in_record(user=user, ip_address=_address(request), via=_page(request), method=sign_in_method(user))
 
 
 @receiver(user_login_failed, dispatch_uid="incidents.audit.sign_in_failed")
 def sign_in_failed(sender, credentials: dict, request: HttpRequest | None = None, **kwargs) -> None:
+    # The identity provider's callback records its refusals itself, with their reason (incidents/sso.py).
+    if _page(request) == "sso-callback":
+        return
     # Django has already masked the password in `credentials`; only the username is read.
     sign_in_failure_record(username=credentials.get("username"), ip_address=_address(request), via=_page(request))
 

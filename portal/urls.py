@@ -9,7 +9,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     # Signing in and out only. The portal sends no e-mail, so it offers no password reset (an admin sets a new
     # password in the Django admin); changing one's own password is the portal's own page (incidents/urls.py).
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Signing out (of the identity provider too) and signing in through it: incidents/sso_urls.py.
+    path("", include("incidents.sso_urls")),
     path("admin/", admin.site.urls),
     path("", include("incidents.urls")),
 ]

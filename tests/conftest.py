@@ -296,3 +296,40 @@ def trail(plans, support_user) -> list[AuditEvent]:
     for title in ("A", "B", "C"):
         declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title=title)
     return list(AuditEvent.objects.order_by("id"))
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(live_server, tmp_path_factory):
+    """One real OpenID Connect provider for the test run, its client's redirect URI the live server's."""
+    from tests.oidc_provider import OIDCProvider
+
+    provider = OIDCProvider(tmp_path_factory.mktemp("oidc"), portal_url=live_server.url)
+    provider.start()
+    yield provider
+    provider.stop()
+
+
+# How the tests map the provider's groups to the portal's roles (PORTAL_SSO_ROLE_MAP).
+SSO_ROLE_MAP = {"portal-support": roles.SUPPORT, "portal-managers": roles.MANAGER, "portal-admins": roles.ADMIN}
+
+
+@pytest.fixture
+def sso(settings, oidc_provider):
+    """The portal configured for the test provider, with `brenda.glass` as its only break-glass local account."""
+    from portal.settings.base import sso_form_action
+    from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET
+
+    oidc_provider.reset_accounts()
+    settings.PORTAL_SSO_ISSUER = oidc_provider.issuer
+    settings.PORTAL_SSO_ENABLED = True
+    settings.PORTAL_SSO_PROVIDER_NAME = "Test Identity"
+    settings.PORTAL_SSO_ROLE_MAP = SSO_ROLE_MAP
+    settings.PORTAL_LOCAL_LOGIN_ACCOUNTS = ["brenda.glass"]
+    settings.OIDC_RP_CLIENT_ID = CLIENT_ID
+    settings.OIDC_RP_CLIENT_SECRET = CLIENT_SECRET
+    settings.OIDC_RP_SCOPES = "openid email profile groups"
+    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, "incidents.sso.ProviderBackend"]
+    settings.SECURE_CSP = {**settings.SECURE_CSP, "form-action": sso_form_action(oidc_provider.issuer)}
+    for role in roles.ALL:  # transactional tests truncate the groups the migration made
+        Group.objects.get_or_create(name=role)
+    return oidc_provider

@@ -30,6 +30,7 @@ LAYERS = {
     "forms": 5,
     "warmup": 5,
     "admin_site": 5,
+    "sso": 5,
     "admin": 6,
     "context_processors": 6,
     "templatetags": 6,
@@ -39,6 +40,7 @@ LAYERS = {
     "receivers": 6,
     "uploads": 6,
     "urls": 7,
+    "sso_urls": 7,
     "management": 7,
     "apps": 7,
 }

@@ -17,6 +17,8 @@ from .audit import audit_record
 
 # Where a change recorded by *_admin_change_record was made, as the trail names it.
 DJANGO_ADMIN = "Django admin"
+# Where a role change made by the identity provider's groups came from (user_roles_from_provider).
+PROVIDER = "identity provider"
 
 USERNAME_TAKEN = "The account “{existing}” already exists: usernames that differ only in capitals count as the same."
 
@@ -98,6 +100,46 @@ def user_update(*, user, actor, role_names, is_active: bool, ip_address: str | N
     audit_record(
         action="user.updated", actor=actor, ip_address=ip_address, details={"user": user.get_username(), **diff}
     )
+    return user
+
+
+@transaction.atomic
+def user_roles_from_provider(
+    *, username: str, email: str, role_names: Iterable[str], ip_address: str | None = None
+) -> User | None:
+    """A person signed in through the identity provider: their portal roles become exactly the ones their provider
+    groups map to (groups that are not portal roles stay as they are). An unknown person with at least one role gets an
+    account without a password (they sign in through the provider only); one without any role gets none (None).
+    Each creation and role change is audited, with the provider as its source."""
+    groups = _role_groups(role_names)
+    after = sorted(group.name for group in groups)
+    user = get_user_model().objects.filter(username__iexact=username).first()
+    if user is None:
+        if not groups:
+            return None
+        try:
+            username_check(username=username)
+        except ValidationError as exc:
+            raise PortalError(" ".join(exc.messages), field="username") from exc
+        user = get_user_model().objects.create_user(username=username, email=email)  # an unusable password
+        user.groups.set(groups)
+        audit_record(
+            action="user.created",
+            actor=user,
+            ip_address=ip_address,
+            details={"user": user.get_username(), "roles": after, "via": PROVIDER},
+        )
+        return user
+    before = sorted(user.groups.filter(name__in=roles.ALL).values_list("name", flat=True))
+    if before != after:
+        user.groups.remove(*Group.objects.filter(name__in=roles.ALL))
+        user.groups.add(*groups)
+        audit_record(
+            action="user.updated",
+            actor=user,
+            ip_address=ip_address,
+            details={"user": user.get_username(), "roles": {"from": before, "to": after}, "via": PROVIDER},
+        )
     return user
 
 

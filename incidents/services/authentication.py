@@ -24,9 +24,27 @@ def _account_named(username: str | None) -> User | None:
         return None
 
 
-def sign_in_record(*, user: User, ip_address: str | None, via: str | None = None) -> AuditEvent:
-    """Someone signed in (`via` names the page: the portal's login or the Django admin's)."""
-    return audit_record(action="auth.signed_in", actor=user, ip_address=ip_address, details=_details(via=via))
+def sign_in_record(
+    *, user: User, ip_address: str | None, via: str | None = None, method: str | None = None
+) -> AuditEvent:
+    """Someone signed in (`via` names the page: the portal's login, the Django admin's or the identity provider's
+    callback; `method`, when single sign-on is configured, tells a provider's sign-in from a break-glass one)."""
+    return audit_record(
+        action="auth.signed_in", actor=user, ip_address=ip_address, details=_details(via=via, method=method)
+    )
+
+
+def sso_refusal_record(*, username: str | None, reason: str, ip_address: str | None) -> AuditEvent:
+    """A sign-in through the identity provider was refused: the provider said no (the person is disabled or removed
+    there, or cancelled), its token did not verify, or the person has no portal role or a disabled account here.
+    `username` is what the provider said, when it got that far; the account is named only when it exists."""
+    account = _account_named(username)
+    return audit_record(
+        action="auth.sso_refused",
+        actor=account,
+        ip_address=ip_address,
+        details=_details(username=username, known_account=account is not None, reason=reason),
+    )
 
 
 def sign_in_failure_record(*, username: str | None, ip_address: str | None, via: str | None = None) -> AuditEvent:

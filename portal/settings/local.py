@@ -70,3 +70,6 @@ if PORTAL_EMBEDDED_BROKER:
     PORTAL_HEARTBEAT_FILE = env.str("PORTAL_HEARTBEAT_FILE", default=str(BASE_DIR / "var" / "worker-heartbeat"))
     # One web process in local mode, so an in-memory cache still counts the API rate limit correctly.
     CACHES["default"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}  # noqa: F405
+
+# `make run SSO=1` signs in through a local provider; the demo accounts keep working beside it.
+PORTAL_LOCAL_LOGIN_ACCOUNTS = env.list("PORTAL_LOCAL_LOGIN_ACCOUNTS", cast=str.strip, default=["*"])
