@@ -112,7 +112,7 @@ def _warm_up_child(**kwargs) -> None:
 
 @worker_ready.connect
 def _heartbeat_when_ready(**kwargs) -> None:
-    # /healthz reports the worker up as soon as it consumes, not only after beat's first heartbeat (up to
+    # /healthz/ready reports the worker up as soon as it consumes, not only after beat's first heartbeat (up to
     # PORTAL_HEARTBEAT_INTERVAL later, or never where beat is not running yet).
     try:
         health.worker_heartbeat_record()

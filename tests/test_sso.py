@@ -3,16 +3,20 @@ audience, issuer or signature refused), a provider that is down, the break-glass
 Signing in through the browser is in tests/browser/test_sso_browser.py."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.urls import reverse
+from django.utils import timezone
 
 from incidents import roles
+from incidents.errors import PortalError
 from incidents.models import AuditEvent
 from incidents.services.accounts import user_roles_from_provider
+from incidents.services.api_tokens import api_token_authenticate, api_token_create
 from incidents.sso import ProviderBackend
 from portal.settings.base import PORTAL_ROLE_NAMES, sso_role_map
 from tests.conftest import make_user
@@ -138,6 +142,8 @@ def test_roles_from_the_provider_replace_the_portal_roles_and_are_audited(django
         Group.objects.get_or_create(name=role)
     other = Group.objects.create(name="not a portal role")
     user = make_user(django_user_model, "ann@example.com", roles.MANAGER)
+    user.set_unusable_password()  # as single sign-on made it
+    user.save()
     user.groups.add(other)
     user_roles_from_provider(username="ann@example.com", email="ann@example.com", role_names={roles.SUPPORT})
     assert set(user.groups.values_list("name", flat=True)) == {roles.SUPPORT, "not a portal role"}
@@ -181,3 +187,34 @@ def test_refused_provider_sign_ins_are_audited_and_lock_nobody_out(client, sso, 
     assert "refused the sign-in" in refusals.latest("id").details["reason"]
     # No generic failed sign-in besides (the callback records its own, with the reason).
     assert not AuditEvent.objects.filter(action="auth.sign_in_failed").exists()
+
+
+def test_single_sign_on_never_takes_over_a_local_account_with_a_password(django_user_model):
+    """A break-glass or admin-made account of the same name keeps its roles; the provider's person is refused."""
+    glass = make_user(django_user_model, "brenda.glass", roles.ADMIN)
+    with pytest.raises(PortalError, match="signs in with a password"):
+        user_roles_from_provider(username="Brenda.Glass", email="", role_names={roles.SUPPORT})
+    assert set(glass.groups.values_list("name", flat=True)) == {roles.ADMIN}
+
+
+def test_a_provider_username_the_portal_cannot_hold_is_refused_not_a_crash(django_user_model):
+    for name in ("x" * 151 + "@example.com", "ann\u202e@example.com"):
+        with pytest.raises(PortalError):
+            user_roles_from_provider(username=name, email="", role_names={roles.SUPPORT})
+    assert not django_user_model.objects.filter(username__startswith="x" * 10).exists()
+
+
+def test_a_provider_persons_api_token_stops_when_their_last_sign_in_is_older_than_a_session(
+    django_user_model, settings
+):
+    settings.PORTAL_SSO_ENABLED = True
+    person = user_roles_from_provider(username="pat@example.com", email="", role_names={roles.SUPPORT})
+    person.last_login = timezone.now()
+    person.save(update_fields=["last_login"])
+    _token, secret = api_token_create(owner=person, name="alerting")
+    assert api_token_authenticate(secret=secret).owner == person
+
+    person.last_login = timezone.now() - timedelta(seconds=settings.PORTAL_SSO_MAX_SESSION_AGE + 60)
+    person.save(update_fields=["last_login"])
+    with pytest.raises(PortalError, match="sign in to the portal again"):
+        api_token_authenticate(secret=secret)

@@ -117,11 +117,14 @@ def user_roles_from_provider(
     if user is None:
         if not groups:
             return None
+        user = get_user_model()(username=username, email=email)
+        user.set_unusable_password()  # they sign in through the provider only
         try:
             username_check(username=username)
+            user.full_clean(exclude=["password"])
         except ValidationError as exc:
             raise PortalError(" ".join(exc.messages), field="username") from exc
-        user = get_user_model().objects.create_user(username=username, email=email)  # an unusable password
+        user.save()
         user.groups.set(groups)
         audit_record(
             action="user.created",
@@ -130,6 +133,12 @@ def user_roles_from_provider(
             details={"user": user.get_username(), "roles": after, "via": PROVIDER},
         )
         return user
+    if user.has_usable_password():
+        # A local account (break-glass, an admin's) is never taken over by a provider's name for someone.
+        raise PortalError(
+            f"The portal account “{user.get_username()}” signs in with a password; single sign-on cannot use it.",
+            code="forbidden",
+        )
     before = sorted(user.groups.filter(name__in=roles.ALL).values_list("name", flat=True))
     if before != after:
         user.groups.remove(*Group.objects.filter(name__in=roles.ALL))

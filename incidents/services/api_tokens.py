@@ -91,6 +91,14 @@ def api_token_revoke(*, token: ApiToken, actor, ip_address: str | None = None) -
     return token
 
 
+def _provider_sign_in_too_old(owner: User, now: datetime) -> bool:
+    """An account made by single sign-on (it has no password) whose last sign-in is older than a session lasts."""
+    if not settings.PORTAL_SSO_ENABLED or owner.has_usable_password():
+        return False
+    limit = now - timedelta(seconds=settings.PORTAL_SSO_MAX_SESSION_AGE)
+    return owner.last_login is None or owner.last_login < limit
+
+
 def api_token_authenticate(*, secret: str) -> ApiToken:
     """The live token for a secret, with its owner loaded fresh (so the owner's current role applies).
 
@@ -108,6 +116,14 @@ def api_token_authenticate(*, secret: str) -> ApiToken:
         raise PortalError("This API token has expired; create a new one.", code="unauthenticated")
     if not token.owner.is_active:
         raise PortalError("The account this API token belongs to is disabled.", code="unauthenticated")
+    if _provider_sign_in_too_old(token.owner, now):
+        # Their groups are read from the identity provider at each sign-in: someone removed there must not keep
+        # declaring through a token.
+        raise PortalError(
+            f"The token's owner signs in through {settings.PORTAL_SSO_PROVIDER_NAME} and has not for longer than "
+            "a session lasts; sign in to the portal again, and the token works again.",
+            code="unauthenticated",
+        )
     if token.last_used_at is None or token.last_used_at < now - API_TOKEN_LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now

@@ -2,10 +2,13 @@
 told the provider's endpoints from its discovery document, answering with a page of the portal's own (that offers
 the break-glass sign-in) when the provider is down or refuses."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView, OIDCLogoutView
@@ -69,7 +72,7 @@ class SignInCallback(OIDCAuthenticationCallbackView):
     def login_success(self):
         response = super().login_success()
         # Bounded: after this the person signs in again, and their groups are read again.
-        self.request.session.set_expiry(settings.PORTAL_SSO_MAX_SESSION_AGE)
+        self.request.session.set_expiry(timezone.now() + timedelta(seconds=settings.PORTAL_SSO_MAX_SESSION_AGE))
         return response
 
     def login_failure(self):

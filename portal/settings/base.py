@@ -406,7 +406,7 @@ PORTAL_START_RATE_LIMIT_BURST = env.int("PORTAL_START_RATE_LIMIT_BURST", default
 # A worker waits at most this long for a slot, then retries the task later instead of hogging its process.
 PORTAL_START_RATE_LIMIT_MAX_WAIT = env.float("PORTAL_START_RATE_LIMIT_MAX_WAIT", default=20)
 PORTAL_ATTACH_MAX_RETRIES = env.int("PORTAL_ATTACH_MAX_RETRIES", default=5)
-# Workers write a heartbeat to Redis (or to this file, on the embedded broker); /healthz reports them down when it
+# Workers write a heartbeat to Redis (or to this file, on the embedded broker); /healthz/ready reports them down when it
 # is older than the max age.
 PORTAL_HEARTBEAT_FILE = ""
 PORTAL_HEARTBEAT_INTERVAL = env.float("PORTAL_HEARTBEAT_INTERVAL", default=15)
