@@ -14,6 +14,11 @@ def _details(**values: str | bool | None) -> dict[str, str | bool | None]:
     return {name: value for name, value in values.items() if value is not None}
 
 
+def _about(account: User | None, **values: str | bool | None) -> dict[str, str | bool | None]:
+    """The details of an attempt on `account` (None: no account by the name tried, which is then not recorded)."""
+    return _details(username=account.get_username() if account else None, known_account=account is not None, **values)
+
+
 def _account_named(username: str | None) -> User | None:
     """The account a sign-in attempt claimed, looked up as the authentication backend does."""
     if not username:
@@ -55,11 +60,7 @@ def sign_in_failure_record(*, username: str | None, ip_address: str | None, via:
         action="auth.sign_in_failed",
         actor=account,
         ip_address=ip_address,
-        details=_details(
-            username=account.get_username() if account else None,
-            known_account=account is not None,
-            via=via,
-        ),
+        details=_about(account, via=via),
     )
 
 
@@ -71,9 +72,7 @@ def lockout_record(*, username: str | None, ip_address: str | None, via: str | N
         action="auth.locked_out",
         actor=account,
         ip_address=ip_address,
-        details=_details(
-            username=account.get_username() if account else None, known_account=account is not None, via=via
-        ),
+        details=_about(account, via=via),
     )
 
 
@@ -90,10 +89,5 @@ def lockout_clear_record(
         action="auth.lockout_cleared",
         actor=actor,
         ip_address=ip_address,
-        details=_details(
-            username=account.get_username() if account else None,
-            known_account=account is not None,
-            address=locked_address,
-            via="Django admin",
-        ),
+        details=_about(account, address=locked_address, via="Django admin"),
     )
