@@ -316,7 +316,7 @@ SSO_ROLE_MAP = {"portal-support": roles.SUPPORT, "portal-managers": roles.MANAGE
 @pytest.fixture
 def sso(settings, oidc_provider):
     """The portal configured for the test provider, with `brenda.glass` as its only break-glass local account."""
-    from portal.settings.base import sso_form_action
+    from portal.settings.single_sign_on import sso_form_action
     from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET
 
     oidc_provider.reset_accounts()

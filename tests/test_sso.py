@@ -18,7 +18,7 @@ from incidents.models import AuditEvent
 from incidents.services.accounts import user_roles_from_provider
 from incidents.services.api_tokens import api_token_authenticate, api_token_create
 from incidents.sso import ProviderBackend
-from portal.settings.base import PORTAL_ROLE_NAMES, sso_role_map
+from portal.settings.single_sign_on import PORTAL_ROLE_NAMES, sso_role_map
 from tests.conftest import make_user
 from tests.oidc_provider import CLIENT_ID, free_port
 

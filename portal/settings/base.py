@@ -4,47 +4,17 @@
 """
 
 import ipaddress
-import os
-import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import dj_database_url
-import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from .environment import env
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
-
-class Env(environ.Env):
-    """django-environ's typed readers (env.int, env.bool, env.list…), each variable read as written: an empty one
-    counts as unset, `$NAME` is not taken for another variable's name (a generated SECRET_KEY can begin with `$`),
-    and a value that does not parse, or a required one that is missing, is reported with the variable's name."""
-
-    def get_value(
-        self, var: str, cast: Any = None, default: Any = environ.Env.NOTSET, parse_default: bool = False
-    ) -> Any:
-        value = os.environ.get(var, "")
-        if not value:
-            if default is self.NOTSET:
-                raise ImproperlyConfigured(f"{var} must be set in the environment for this configuration.")
-            if not parse_default:
-                return default
-            value = default
-        try:
-            # environ's own float reader keeps only digits, '.', ',' and '-': "1e3" would read as 13, "30s" as 30.
-            parsed = float(value) if cast is float else self.parse_value(value, cast)
-        except ValueError as error:
-            what = {int: "a whole number", float: "a number"}.get(cast, "valid")
-            raise ImproperlyConfigured(f"{var} must be {what}, got {value!r}") from error
-        # A list's blank items ("txt, ,pdf", a trailing comma) are no items: an empty extension would let files
-        # without one through, an empty host name would match nothing.
-        return [item for item in parsed if item != ""] if isinstance(parsed, list) else parsed
-
-
-env = Env()
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
@@ -333,49 +303,9 @@ PORTAL_START_RETRY_BACKOFF_MAX = env.int("PORTAL_START_RETRY_BACKOFF_MAX", defau
 # +1 555 0100, or #incident-response").
 PORTAL_ESCALATION_CONTACT = env.str("PORTAL_ESCALATION_CONTACT", default="your on-call incident manager")
 
-# --- The audit trail ---------------------------------------------------------------------------------
-_AUDIT_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
-# The key id of the events written before the chain was keyed (plain SHA-256 links): never a configured key's id.
-_AUDIT_LEGACY_KEY_ID = "sha256"
-_AUDIT_KEY_MIN_LENGTH = 32
-
-
-def audit_keys(raw: str) -> list[tuple[str, str]]:
-    """PORTAL_AUDIT_KEYS, "id:secret,older-id:older-secret": the first signs new events, every one verifies.
-
-    Errors name the variable and the key's id, never a secret."""
-    keys: list[tuple[str, str]] = []
-    for number, item in enumerate(part.strip() for part in raw.split(",")):
-        key_id, _, secret = item.partition(":")
-        if not _AUDIT_KEY_ID.fullmatch(key_id) or key_id == _AUDIT_LEGACY_KEY_ID:
-            raise ImproperlyConfigured(
-                f"PORTAL_AUDIT_KEYS: entry {number + 1} must be `id:secret` with an id of letters, digits, `_.-` "
-                f"(at most 32, not {_AUDIT_LEGACY_KEY_ID!r})."
-            )
-        if len(secret) < _AUDIT_KEY_MIN_LENGTH:
-            raise ImproperlyConfigured(
-                f"PORTAL_AUDIT_KEYS: the secret of key {key_id!r} must be at least {_AUDIT_KEY_MIN_LENGTH} characters."
-            )
-        if key_id in dict(keys):
-            raise ImproperlyConfigured(f"PORTAL_AUDIT_KEYS: key {key_id!r} is listed twice.")
-        keys.append((key_id, secret))
-    return keys
-
-
-# The HMAC keys of the audit chain, held by the portal's processes and never by the database (docs/security.md).
-# Required in production; local and test settings have a development key.
-_audit_keys_raw = env.str("PORTAL_AUDIT_KEYS", default="")
-PORTAL_AUDIT_KEYS = audit_keys(_audit_keys_raw) if _audit_keys_raw else []
-# The chain's head is published to this S3 bucket (Object Lock enabled) every PORTAL_AUDIT_HEAD_INTERVAL seconds,
-# each head kept unchangeable for PORTAL_AUDIT_HEADS_RETENTION_DAYS in the given Object Lock mode. Empty: off.
-PORTAL_AUDIT_HEADS_BUCKET = env.str("PORTAL_AUDIT_HEADS_BUCKET", default="")
-PORTAL_AUDIT_HEAD_INTERVAL = env.float("PORTAL_AUDIT_HEAD_INTERVAL", default=300)
-PORTAL_AUDIT_HEADS_RETENTION_DAYS = env.int("PORTAL_AUDIT_HEADS_RETENTION_DAYS", default=3653)
-PORTAL_AUDIT_HEADS_RETENTION_MODE = env.str("PORTAL_AUDIT_HEADS_RETENTION_MODE", default="COMPLIANCE").upper()
-if PORTAL_AUDIT_HEADS_RETENTION_MODE not in ("COMPLIANCE", "GOVERNANCE"):
-    raise ImproperlyConfigured("PORTAL_AUDIT_HEADS_RETENTION_MODE must be COMPLIANCE or GOVERNANCE.")
-if PORTAL_AUDIT_HEADS_RETENTION_DAYS < 1:
-    raise ImproperlyConfigured("PORTAL_AUDIT_HEADS_RETENTION_DAYS must be at least 1.")
+# --- The audit trail: settings/audit_trail.py ----------------------------------------------------------
+from .audit_trail import *  # noqa: E402, F403
+from .audit_trail import PORTAL_AUDIT_HEAD_INTERVAL, audit_keys  # noqa: E402, F401
 
 # `make bench` only: serve a bare view to measure every figure against.
 PORTAL_BENCH_VIEWS = env.bool("PORTAL_BENCH_VIEWS", default=False)
@@ -464,69 +394,9 @@ LOGGING: dict[str, Any] = {
     },
 }
 
-# --- Single sign-on (OpenID Connect, mozilla-django-oidc; incidents/sso.py) --------------------------------
-# The portal's roles as incidents/roles.py names them (a provider group may map only to one of these).
-PORTAL_ROLE_NAMES = ("support staff", "managers", "admins")
-
-
-def sso_role_map(raw: str) -> dict[str, str]:
-    """PORTAL_SSO_ROLE_MAP, "provider-group=portal role,other-group=other role" (several groups may map to a role)."""
-    mapping: dict[str, str] = {}
-    for item in (part.strip() for part in raw.split(",")):
-        if not item:
-            continue
-        group, _, role = (text.strip() for text in item.partition("="))
-        if not group or role not in PORTAL_ROLE_NAMES:
-            raise ImproperlyConfigured(
-                f"PORTAL_SSO_ROLE_MAP: {item!r} must be `provider group=role` with a role among "
-                f"{', '.join(PORTAL_ROLE_NAMES)}."
-            )
-        mapping[group] = role
-    return mapping
-
-
-# The provider's issuer URL (its discovery document is read at the first sign-in); empty: no single sign-on.
-PORTAL_SSO_ISSUER = env.str("PORTAL_SSO_ISSUER", default="").rstrip("/")
-PORTAL_SSO_ENABLED = bool(PORTAL_SSO_ISSUER)
-PORTAL_SSO_PROVIDER_NAME = env.str("PORTAL_SSO_PROVIDER_NAME", default="your company account")
-# The claim that carries the person's groups (in the ID token or the userinfo answer), and the one that names them.
-PORTAL_SSO_GROUPS_CLAIM = env.str("PORTAL_SSO_GROUPS_CLAIM", default="groups")
-PORTAL_SSO_USERNAME_CLAIM = env.str("PORTAL_SSO_USERNAME_CLAIM", default="email")
-PORTAL_SSO_ROLE_MAP = sso_role_map(env.str("PORTAL_SSO_ROLE_MAP", default=""))
-# A provider's sign-in lasts at most this long (seconds); then the person signs in again, and their groups are read
-# again: a person removed from a group or from the provider loses the role or the access within this time.
-PORTAL_SSO_MAX_SESSION_AGE = env.int("PORTAL_SSO_MAX_SESSION_AGE", default=8 * 3600)
-# Break-glass: while single sign-on is configured, only these local accounts may sign in with a password ("*": all).
-# Empty by default: name one or two admins' accounts for when the provider is down (docs/security.md).
-PORTAL_LOCAL_LOGIN_ACCOUNTS = env.list("PORTAL_LOCAL_LOGIN_ACCOUNTS", cast=str.strip, default=[])
-OIDC_RP_CLIENT_ID = env.str("PORTAL_SSO_CLIENT_ID", default="")
-OIDC_RP_CLIENT_SECRET = env.str("PORTAL_SSO_CLIENT_SECRET", default="")
-OIDC_RP_SCOPES = env.str("PORTAL_SSO_SCOPES", default="openid email profile")
-OIDC_RP_SIGN_ALGO = env.str("PORTAL_SSO_SIGN_ALGO", default="RS256")
-if PORTAL_SSO_ENABLED and not (OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET):
-    raise ImproperlyConfigured("PORTAL_SSO_ISSUER is set: PORTAL_SSO_CLIENT_ID and PORTAL_SSO_CLIENT_SECRET must be.")
-if PORTAL_SSO_ENABLED and not PORTAL_SSO_ROLE_MAP:
-    raise ImproperlyConfigured("PORTAL_SSO_ISSUER is set: PORTAL_SSO_ROLE_MAP must map provider groups to roles.")
-if PORTAL_SSO_MAX_SESSION_AGE < 60:
-    raise ImproperlyConfigured("PORTAL_SSO_MAX_SESSION_AGE must be at least 60 seconds.")
-# How the client secret reaches the token endpoint: in the form body (client_secret_post), or as HTTP Basic
-# (client_secret_basic) for providers that accept only the method the client was registered with.
-OIDC_TOKEN_USE_BASIC_AUTH = env.bool("PORTAL_SSO_CLIENT_SECRET_BASIC", default=False)
-OIDC_USE_PKCE = True
-OIDC_USE_NONCE = True
-# Kept for the provider's sign-out (id_token_hint); the access token is not needed after sign-in.
-OIDC_STORE_ID_TOKEN = True
-OIDC_TIMEOUT = env.int("PORTAL_SSO_TIMEOUT", default=5)
-OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
-OIDC_OP_LOGOUT_URL_METHOD = "incidents.sso.provider_logout_url"
-
-
-def sso_form_action(issuer: str) -> list[str]:
-    """The Content Security Policy's form-action with the provider's origin: signing out is a form whose answer
-    redirects to the provider's end_session_endpoint, and browsers hold such a redirect to form-action too."""
-    parts = urlsplit(issuer)
-    return [CSP.SELF, f"{parts.scheme}://{parts.netloc}"]
-
+# --- Single sign-on (OpenID Connect, mozilla-django-oidc; incidents/sso.py): settings/single_sign_on.py -------
+from .single_sign_on import *  # noqa: E402, F403
+from .single_sign_on import PORTAL_SSO_ENABLED, PORTAL_SSO_ISSUER, sso_form_action  # noqa: E402
 
 if PORTAL_SSO_ENABLED:
     AUTHENTICATION_BACKENDS.append("incidents.sso.ProviderBackend")
