@@ -52,6 +52,9 @@ class ResponsePlan(models.Model):
     )
     when_to_use = models.TextField(blank=True, help_text="A plain-language note on when to declare with this plan.")
     is_visible = models.BooleanField(default=False, help_text="Hidden plans cannot be chosen.")
+    is_drill = models.BooleanField(
+        default=False, help_text="A drill plan: offered only when declaring a drill, and drills only use these."
+    )
     order = models.IntegerField(default=0)
     allowed_groups = models.ManyToManyField(
         Group, blank=True, related_name="+", help_text="Who may declare with it; empty means everyone."
@@ -94,6 +97,12 @@ class Declaration(models.Model):
         WEB = "web", "Web form"
         API = "api", "API"
 
+    class AwsStatus(models.TextChoices):
+        """The incident record's status as the worker last read it (GetIncidentRecord); blank before it started."""
+
+        OPEN = "OPEN", "Open"
+        RESOLVED = "RESOLVED", "Resolved"
+
     FINAL_STATES = (State.STARTED, State.FAILED)
 
     # No single-column indexes: the history's (declarer | plan, created) indexes below lead with these columns.
@@ -127,6 +136,14 @@ class Declaration(models.Model):
     aws_response = models.JSONField(null=True, blank=True)
     # An API caller's own StartIncident triggerDetails (timestamp as ISO 8601), sent instead of the portal's.
     trigger_details = models.JSONField(null=True, blank=True)
+    # When customers began to be hurt, if the declarer knows: sent as the trigger details' timestamp, so that
+    # Incident Manager's metrics count from then. Null: the moment of declaring.
+    impact_started_at = models.DateTimeField(null=True, blank=True)
+    # A rehearsal on a drill plan: labelled everywhere and left out of the history's default view and the figures.
+    is_drill = models.BooleanField(default=False)
+    # The incident as AWS last described it (read by the worker, never by a page view).
+    aws_status = models.CharField(max_length=16, choices=AwsStatus.choices, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -143,6 +160,7 @@ class Declaration(models.Model):
             models.Index(fields=["response_plan", "-created_at", "-id"], name="declaration_plan_created"),
             models.Index(fields=["effective_impact", "-created_at", "-id"], name="declaration_impact_created"),
             models.Index(fields=["declared_by", "-created_at", "-id"], name="declaration_declarer_created"),
+            models.Index(fields=["aws_status", "-created_at", "-id"], name="declaration_aws_status_created"),
             # Title search (Django's icontains is UPPER(…) LIKE UPPER(…)) through trigrams instead of a table scan;
             # PostgreSQL only (migration 0003).
             GinIndex(OpClass(Upper("effective_title"), name="gin_trgm_ops"), name="declaration_title_trgm"),
