@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from confusable_homoglyphs import confusables
 from django.conf import settings
@@ -22,7 +23,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, URLVali
 from django.utils import timezone
 
 from .aws.client import start_incident_limits
-from .aws.requests import trigger_raw_data
+from .aws.requests import DRILL_TITLE_PREFIX, trigger_raw_data
 
 LIMITS = start_incident_limits()
 TITLE_MAX_LENGTH: int = LIMITS["title_max_length"]
@@ -80,6 +81,8 @@ MESSAGES = {
     "invisible_characters": "Remove the invisible character {code} from this text: invisible and text-direction "
     "characters can hide or reorder what people read.",
     "title_too_long": "A title can be at most {limit} characters (it has {length}).",
+    "drill_title_too_long": "A drill's title can be at most {limit} characters (it has {length}): AWS receives it "
+    "with “[DRILL] ” in front.",
     "link_too_long": "A link can be at most {limit} characters (it has {length}).",
     "link_scheme": "Only http:// and https:// links can be attached, not {scheme}: links.",
     "link_invalid": "Enter a complete web address starting with https:// or http://, such as https://status.example.com.",
@@ -251,20 +254,64 @@ TRIGGER_TIMESTAMP_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 TRIGGER_TIMESTAMP_MAX_SKEW = timedelta(days=1)
 
 
-def validate_trigger_timestamp(value: str) -> str:
-    """The time in UTC (ISO 8601), as stored; RFC 3339 allows a lower-case t and z."""
+def parse_timestamp(value: str) -> datetime:
+    """An ISO 8601 date and time with a time zone; RFC 3339 allows a lower-case t and z."""
     try:
         moment = datetime.fromisoformat(value.strip().upper())
     except ValueError:
         raise ValidationError(TIMESTAMP_FORMAT) from None
     if moment.tzinfo is None or "T" not in value.upper():
         raise ValidationError(TIMESTAMP_FORMAT)
+    return moment
+
+
+def validate_trigger_timestamp(value: str) -> str:
+    """The time in UTC (ISO 8601), as stored."""
+    moment = parse_timestamp(value)
     # Compared before converting: at the ends of the calendar (9999-12-31T23:59:59-01:00) UTC does not exist.
     if moment < TRIGGER_TIMESTAMP_EARLIEST:
         raise ValidationError("The trigger's time cannot be before 1970.")
     if moment > timezone.now() + TRIGGER_TIMESTAMP_MAX_SKEW:
         raise ValidationError("The trigger's time is more than a day in the future; check the sender's clock.")
     return moment.astimezone(UTC).isoformat()
+
+
+def person_time_zone(name: str) -> ZoneInfo:
+    """The zone the person entered a time in, as their browser names it (IANA), else the portal's TIME_ZONE."""
+    try:
+        return ZoneInfo(name) if name else ZoneInfo(settings.TIME_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(settings.TIME_ZONE)
+
+
+def validate_impact_started_at(moment: datetime) -> datetime:
+    """When the impact began (form and API): in the past, at most PORTAL_IMPACT_START_MAX_DAYS back; in UTC."""
+    now = timezone.now()
+    days = settings.PORTAL_IMPACT_START_MAX_DAYS
+    if moment > now:
+        raise ValidationError(
+            f"The impact cannot start in the future (it is now {now:%Y-%m-%d %H:%M} UTC); check the date, the time "
+            "and the time zone."
+        )
+    if moment < now - timedelta(days=days):
+        raise ValidationError(
+            f"Give a time within the last {days} day{'s' if days != 1 else ''}; note anything older in the "
+            "incident's timeline."
+        )
+    return moment.astimezone(UTC)
+
+
+# The API's two ways of saying when it began (the form has one field); both would be the trigger's timestamp.
+IMPACT_START_AND_TRIGGER = (
+    "Send impactStartedAt or triggerDetails, not both: impactStartedAt becomes the trigger's timestamp, and "
+    "triggerDetails brings its own."
+)
+DRILL_TITLE_MAX_LENGTH = TITLE_MAX_LENGTH - len(DRILL_TITLE_PREFIX)
+DRILL_PLAN_ONLY = "A drill needs a drill plan, and that one is for real incidents: choose a drill plan."
+REAL_PLAN_ONLY = (
+    "That response plan is for drills only: declare a drill with it (“This is a drill” on the page, "
+    '"drill": true in the API).'
+)
 
 
 # The days the history and the summary can be asked about: days a declaration can have been made on, with room to

@@ -30,6 +30,7 @@ class DeclarationSummary(Schema):
     )
     status_url: str = Field(description="Poll this for the outcome.")
     web_url: str = Field(description="The declaration's page in the portal.")
+    drill: bool = Field(validation_alias="is_drill", description="A drill (on a drill plan), not a real incident.")
 
     @staticmethod
     def resolve_id(declaration: Declaration) -> str:
@@ -74,6 +75,7 @@ class AuditEntry(Schema):
 class DeclarationOut(DeclarationSummary):
     updated_at: DateTime
     started_at: DateTime | None
+    impact_started_at: DateTime | None = Field(description="When the declarer said the impact began, if they did.")
     source: Literal[tuple(Declaration.Source.values)]  # type: ignore[valid-type]
     declared_by: str = Field(validation_alias="declared_by.get_username")
     response_plan: PlanRef
@@ -118,6 +120,7 @@ class ResponsePlanOut(Schema):
     name: str
     display_name: str = Field(validation_alias="label")
     when_to_use: str
+    drill: bool = Field(validation_alias="is_drill", description='A drill plan: declare with `"drill": true` only.')
     template: PlanTemplate
 
     @staticmethod

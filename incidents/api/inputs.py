@@ -6,6 +6,7 @@ its wording; `validation_details()` reports each failure at its field path, such
 import hashlib
 import json
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -16,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    StrictBool,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -46,6 +48,7 @@ TYPE_MESSAGES = {
     "missing": REQUIRED,
     "string_type": "Must be a string.",
     "int_type": "Must be a whole number from 1 (critical) to 5 (no impact).",
+    "bool_type": "Must be true or false.",
     "list_type": "Must be a list of related items.",
     "model_type": "Must be a JSON object.",
     "model_attributes_type": "Must be a JSON object.",
@@ -242,6 +245,12 @@ class TriggerDetails(Strict):
         return self
 
 
+def _impact_start(value: str) -> str:
+    """ISO 8601 with a zone, in the past and within PORTAL_IMPACT_START_MAX_DAYS, as the declare page checks it;
+    in UTC."""
+    return validators.validate_impact_started_at(validators.parse_timestamp(value)).isoformat()
+
+
 ClientToken = Annotated[
     Text,
     _rule(validators.validate_client_token),
@@ -294,6 +303,41 @@ class StartIncidentRequest(Strict):
         "start with `aws.` nor be the portal's own.",
     )
 
+    impact_started_at: Annotated[Text, _rule(_impact_start)] | None = Field(
+        None,
+        alias="impactStartedAt",
+        description="When customers began to be hurt, if before now: ISO 8601 with a time zone, in the past, at most "
+        "PORTAL_IMPACT_START_MAX_DAYS (3) days back. Sent to AWS as the trigger's timestamp, so Incident Manager "
+        "counts from it; stored in UTC. triggerDetails carries its own timestamp: send one or the other.",
+        json_schema_extra={"format": "date-time"},
+    )
+    drill: StrictBool | None = Field(
+        None,
+        description="true: a drill, on a drill plan only (`GET /api/responsePlans` says which are); AWS receives the "
+        "title with “[DRILL] ” in front. Left out or false: a real incident, on a plan that is not a drill plan.",
+    )
+
+    @model_validator(mode="after")
+    def _one_start_and_the_right_plan(self) -> Self:
+        """The same checks as the service, each at its field: one way of saying when it began; a drill on a drill
+        plan and nothing else on one; a drill's title with room for the prefix."""
+        messages: dict[tuple[str, ...], str] = {}
+        if self.impact_started_at and self.trigger_details:
+            messages[("impactStartedAt",)] = validators.IMPACT_START_AND_TRIGGER
+        if self.response_plan.is_drill != bool(self.drill):
+            messages[("responsePlanArn",)] = validators.DRILL_PLAN_ONLY if self.drill else validators.REAL_PLAN_ONLY
+        if self.drill and len(self.title or "") > validators.DRILL_TITLE_MAX_LENGTH:
+            message = validators.MESSAGES["drill_title_too_long"]
+            messages[("title",)] = message.format(
+                limit=validators.DRILL_TITLE_MAX_LENGTH, length=len(self.title or "")
+            )
+        if messages:
+            raise _errors_at(messages)
+        return self
+
+    def impact_start(self) -> datetime | None:
+        return datetime.fromisoformat(self.impact_started_at) if self.impact_started_at else None
+
     def item_inputs(self) -> list[RelatedItemInput]:
         return [item.to_input() for item in self.related_items or []]
 
@@ -310,6 +354,9 @@ class StartIncidentRequest(Strict):
             "relatedItems": [[item.kind, item.title, item.value] for item in self.item_inputs()],
             "triggerDetails": self.trigger(),
         }
+        # Only when sent, so that the digests of requests without them stay what they were.
+        if self.impact_started_at or self.drill:
+            canonical.update(impactStartedAt=self.impact_started_at, drill=bool(self.drill))
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 

@@ -139,6 +139,8 @@ def start_incident(
             source=Declaration.Source.API,
             ip_address=client_ip(request),
             trigger_details=payload.trigger(),
+            impact_started_at=payload.impact_start(),
+            is_drill=bool(payload.drill),
         )
     except PortalError as exc:
         if exc.code == "conflict":
@@ -147,7 +149,8 @@ def start_incident(
                 "This clientToken (or Idempotency-Key) was already used with a different request; "
                 "use a new token for a new declaration.",
             ) from exc
-        raise ApiError("VALIDATION_ERROR", exc.message, details={exc.field or "body": exc.message}) from exc
+        field = {"impact_started_at": "impactStartedAt", "response_plan": "responsePlanArn"}.get(exc.field or "")
+        raise ApiError("VALIDATION_ERROR", exc.message, details={field or exc.field or "body": exc.message}) from exc
     # 202: accepted and queued. 200: a replay of the same key and payload, answered with the first declaration.
     response["Location"] = f"/api/declarations/{declaration.pk}"
     response["Idempotent-Replayed"] = str(not created).lower()

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.conf import settings
 
+from .client import start_incident_limits
+
 RELATED_ITEM_TYPES = {
     "link": ("OTHER", "url"),
     "resource": ("INVOLVED_RESOURCE", "arn"),
@@ -35,6 +37,8 @@ def start_incident_request(
     declaration_url: str,
     created_at: datetime,
     trigger_details: dict[str, str] | None = None,
+    impact_started_at: datetime | None = None,
+    drill_of: str | None = None,
 ) -> dict[str, Any]:
     """StartIncident's request from its parts; `related_items` are (kind, value, title).
 
@@ -42,9 +46,16 @@ def start_incident_request(
     preview calls this too, with stand-ins for what only exists once the declaration is stored.
     triggerDetails always name the portal as the source and the declarer in rawData; an API caller's own trigger
     (say, the alarm that fired) keeps its timestamp and triggerArn, and its source and rawData travel inside the
-    portal's rawData (`trigger_raw_data`).
+    portal's rawData (`trigger_raw_data`). `impact_started_at` (when the declarer says customers began to be hurt)
+    is the trigger's timestamp, so that Incident Manager's metrics count from then.
+
+    A drill (`drill_of`: the title in effect, the plan's when the person left it empty) always sends its title with
+    DRILL_TITLE_PREFIX in front: the responders it pages read the title first (in the page, the chat channel, the
+    console), and must know at once that no customer is hurt. rawData says `"drill": true` for tools.
     """
     request: dict[str, Any] = {"responsePlanArn": response_plan_arn, "clientToken": client_token}
+    if drill_of is not None:
+        title = drill_title(drill_of)
     if title:
         request["title"] = title
     if impact:
@@ -60,12 +71,14 @@ def start_incident_request(
         # Always the portal's own source: what AWS shows as the incident's origin is the portal, and the declarer
         # named in rawData is the person the portal authenticated, never a name a caller wrote.
         "source": settings.PORTAL_TRIGGER_SOURCE,
-        "timestamp": datetime.fromisoformat(trigger["timestamp"]) if "timestamp" in trigger else created_at,
+        "timestamp": impact_started_at
+        or (datetime.fromisoformat(trigger["timestamp"]) if "timestamp" in trigger else created_at),
         "rawData": trigger_raw_data(
             declared_by=declared_by,
             declaration_id=declaration_id,
             declaration_url=declaration_url,
             caller=caller or None,
+            drill=drill_of is not None,
         ),
     }
     if "triggerArn" in trigger:
@@ -75,7 +88,12 @@ def start_incident_request(
 
 
 def trigger_raw_data(
-    *, declared_by: str, declaration_id: int | str, declaration_url: str, caller: dict[str, str] | None
+    *,
+    declared_by: str,
+    declaration_id: int | str,
+    declaration_url: str,
+    caller: dict[str, str] | None,
+    drill: bool = False,
 ) -> str:
     """The portal's rawData: the declarer and the declaration first, then an API caller's own trigger source and
     rawData as strings inside `caller`, where they cannot stand in for the portal's fields. The caller's room is
@@ -85,9 +103,25 @@ def trigger_raw_data(
         "declarationId": declaration_id,
         "declarationUrl": declaration_url,
     }
+    if drill:
+        data["drill"] = True
     if caller:
         data["caller"] = caller
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+# In front of a drill's title in AWS; a plan title that already starts with it is left as it is.
+DRILL_TITLE_PREFIX = "[DRILL] "
+
+
+def drill_title(title: str) -> str:
+    """A drill's title as AWS receives it. A person's own title leaves room for the prefix (validators check it);
+    a plan's title that does not is shortened, never the prefix dropped."""
+    if title.upper().startswith(DRILL_TITLE_PREFIX.strip()):
+        return title
+    limit = start_incident_limits()["title_max_length"]
+    title = DRILL_TITLE_PREFIX + title
+    return title if len(title) <= limit else title[: limit - 1] + "…"
 
 
 def attachment_key(*, client_token: str, position: int, file_name: str) -> str:

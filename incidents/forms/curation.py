@@ -10,6 +10,11 @@ from ..models import ResponsePlan
 
 class ResponsePlanCurationForm(forms.Form):
     is_visible = forms.BooleanField(required=False, label="Shown to people declaring")
+    is_drill = forms.BooleanField(
+        required=False,
+        label="Drill plan",
+        help_text="Offered only when someone declares a drill (“This is a drill”), and no longer for real incidents.",
+    )
     display_name = forms.CharField(
         required=False,
         max_length=200,
@@ -40,6 +45,7 @@ class ResponsePlanCurationForm(forms.Form):
             "initial",
             {
                 "is_visible": plan.is_visible,
+                "is_drill": plan.is_drill,
                 "display_name": plan.display_name,
                 "when_to_use": plan.when_to_use,
                 "order": plan.order,

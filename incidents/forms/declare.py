@@ -3,6 +3,7 @@
 import hashlib
 import json
 import uuid
+from datetime import datetime
 from typing import Any, cast
 
 from django import forms
@@ -16,6 +17,19 @@ from ..services.attachments import RelatedItemInput
 
 # Django's max_length message, worded as the browser's check words it.
 TITLE_TOO_LONG = validators.MESSAGES["title_too_long"].format(limit="%(limit_value)d", length="%(show_value)d")
+
+
+class WallClockField(forms.DateTimeField):
+    """A date and time as typed (datetime-local), without a zone: the form places it in the person's zone."""
+
+    input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+    def to_python(self, value: Any) -> datetime | None:
+        if value in self.empty_values:
+            return None
+        # BaseTemporalField's parsing (each input format in turn), but no conversion from the current time zone.
+        return forms.fields.BaseTemporalField.to_python(self, str(value).strip())
 
 
 def impact_choices() -> list[tuple[str, str]]:
@@ -52,6 +66,16 @@ class DeclarationForm(forms.Form):
         error_messages={"invalid_choice": "Choose an impact from 1 (critical) to 5 (no impact)."},
     )
 
+    # A drill or a real incident: chosen by the page's two modes (links), carried by the form.
+    drill = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    # The browser's IANA zone, set by the page's script; without it, the portal's TIME_ZONE.
+    time_zone = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    impact_started_at = WallClockField(
+        required=False,
+        label="Impact started at",
+        error_messages={"invalid": "Enter a date and a time, such as 2026-12-05 14:02."},
+    )
+
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         plans = cast(forms.ModelChoiceField, self.fields["response_plan"])
@@ -59,10 +83,35 @@ class DeclarationForm(forms.Form):
         if not self.is_bound:
             self.initial.setdefault("idempotency_key", uuid.uuid4().hex)
 
+    @property
+    def is_drill(self) -> bool:
+        """Whether this is a drill, read before (and whatever) the form's cleaning."""
+        return bool(self.fields["drill"].to_python(self["drill"].value()))
+
+    @property
+    def zone_name(self) -> str:
+        """The zone "Impact started at" is read in: the browser's, else the portal's."""
+        return validators.person_time_zone(str(self["time_zone"].value() or "")).key
+
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data
         plan = cleaned.get("response_plan")
+        drill = cleaned.get("drill", False)
+        if plan and plan.is_drill != drill:
+            self.add_error("response_plan", validators.DRILL_PLAN_ONLY if drill else validators.REAL_PLAN_ONLY)
+            plan = None
+        if drill and len(cleaned.get("title") or "") > validators.DRILL_TITLE_MAX_LENGTH:
+            length = len(cleaned["title"])
+            message = validators.MESSAGES["drill_title_too_long"]
+            self.add_error("title", message.format(limit=validators.DRILL_TITLE_MAX_LENGTH, length=length))
+        wall_clock = cleaned.get("impact_started_at")
+        if wall_clock is not None:
+            moment = wall_clock.replace(tzinfo=validators.person_time_zone(cleaned.get("time_zone", "")))
+            try:
+                cleaned["impact_started_at"] = validators.validate_impact_started_at(moment)
+            except ValidationError as exc:
+                self.add_error("impact_started_at", exc)
         if plan:
             # The plan's own value is not an overwrite: leave it to the plan, as if the field were empty.
             if cleaned.get("title") == plan.template_title:
@@ -155,8 +204,8 @@ def _shown(text: str, limit: int) -> str:
 
 
 def declaration_initial_from_query(params, *, user) -> tuple[dict, list[str]]:
-    """Initial values from `/declare/?plan=…&title=…&impact=…` (runbooks, bookmarks), and a note for each value
-    that could not be used. The plan may be named by its AWS name or its portal number."""
+    """Initial values from `/declare/?plan=…&title=…&impact=…&drill=1` (runbooks, bookmarks), and a note for each
+    value that could not be used. The plan may be named by its AWS name or its portal number."""
     initial: dict = {}
     notes: list[str] = []
     reference = (params.get("plan") or params.get("response_plan") or "").strip()
@@ -189,6 +238,14 @@ def declaration_initial_from_query(params, *, user) -> tuple[dict, list[str]]:
                 f"The impact “{_shown(impact, 20)}” in the link was not used: choose one from 1 (critical) to 5 (no "
                 "impact)."
             )
+    drill = (params.get("drill") or "").strip().lower()
+    initial["drill"] = drill in ("1", "true", "on")
+    if plan is not None and not drill:
+        initial["drill"] = plan.is_drill  # a link to a drill plan opens the page for a drill
+    elif plan is not None and plan.is_drill != initial["drill"]:
+        notes.append(validators.DRILL_PLAN_ONLY if initial["drill"] else validators.REAL_PLAN_ONLY)
+        del initial["response_plan"]
+        plan = None
     if plan is not None:
         # What the person did not set comes from the plan, shown as defaults they can overwrite.
         initial.setdefault("title", plan.template_title)
@@ -207,5 +264,8 @@ def declaration_fingerprint(form: DeclarationForm, formset: BaseRelatedItemFormS
         items.append(
             [cleaned["kind"], cleaned.get("value", ""), cleaned.get("title", ""), upload and [upload.name, upload.size]]
         )
+    started = data.get("impact_started_at")
     payload = [data["response_plan"].pk, data["title"], data["impact"], items]
+    if started or data.get("drill"):
+        payload += [started and started.isoformat(), data.get("drill", False)]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

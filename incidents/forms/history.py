@@ -108,6 +108,7 @@ class HistoryFilterForm(forms.Form):
 class SummaryRangeForm(forms.Form):
     date_from = date_field(label="From")
     date_to = date_field(label="To")
+    drills = forms.BooleanField(required=False, label="Include drills")
 
     MAX_DAYS = 366 * 2
 

@@ -64,6 +64,8 @@ def declaration_start_request(
         declaration_url=declaration_url(declaration),
         created_at=declaration.created_at,
         trigger_details=declaration.trigger_details,
+        impact_started_at=declaration.impact_started_at,
+        drill_of=declaration.effective_title if declaration.is_drill else None,
     )
 
 
@@ -147,7 +149,13 @@ class PreviewItem:
 
 
 def declaration_preview_request(
-    *, response_plan: ResponsePlan, title: str, impact: int | None, items: list[PreviewItem], declared_by: str
+    *,
+    response_plan: ResponsePlan,
+    title: str,
+    impact: int | None,
+    items: list[PreviewItem],
+    declared_by: str,
+    impact_started_at: datetime | None = None,
 ) -> dict[str, Any]:
     """What StartIncident will receive for a declaration not yet made, with `ASSIGNED_ON_SUBMIT` stand-ins."""
     related = []
@@ -171,4 +179,6 @@ def declaration_preview_request(
         declaration_url=settings.PORTAL_BASE_URL.rstrip("/")
         + reverse("incidents:declaration-detail", kwargs={"declaration_id": 0}).replace("/0/", "/<number>/"),
         created_at=timezone.now(),
+        impact_started_at=impact_started_at,
+        drill_of=(title or response_plan.template_title) if response_plan.is_drill else None,
     )

@@ -37,12 +37,15 @@ def response_plans_version() -> tuple[datetime | None, int]:
     return version["changed"], version["count"]
 
 
-def response_plans_search(*, user, query: str = "", keep_pk: int | None = None) -> QuerySet[ResponsePlan]:
-    """The available plans matching every word of `query` in any of their names or notes.
+def response_plans_search(
+    *, user, query: str = "", keep_pk: int | None = None, drill: bool = False
+) -> QuerySet[ResponsePlan]:
+    """The available plans matching every word of `query` in any of their names or notes: the drill plans when
+    declaring a drill (`drill`), the others otherwise.
 
     `keep_pk` (the plan already chosen) stays in the list whatever the query, so that searching never unchoses it.
     """
-    plans = response_plans_available_to(user=user)
+    plans = response_plans_available_to(user=user).filter(is_drill=drill)
     # A NUL cannot be in any stored text (nor be sent to PostgreSQL): it separates words like a space.
     words = query.replace("\x00", " ").split()
     if not words:

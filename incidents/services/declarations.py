@@ -5,6 +5,7 @@ The worker's attempt at StartIncident is `services.starting`; files are `service
 
 import logging
 import uuid
+from datetime import datetime
 
 from celery import current_app
 from django.conf import settings
@@ -38,11 +39,15 @@ def declaration_create(
     source: str = Declaration.Source.WEB,
     ip_address: str | None = None,
     trigger_details: dict[str, str] | None = None,
+    impact_started_at: datetime | None = None,
+    is_drill: bool = False,
 ) -> tuple[Declaration, bool]:
     """Store a declaration and queue its start. Returns (declaration, created).
 
     A repeated idempotency key returns the declaration it already made instead of making another.
-    `trigger_details` (an API caller's own, already validated) replace the portal's in the StartIncident request.
+    `trigger_details` (an API caller's own, already validated) replace the portal's in the StartIncident request;
+    `impact_started_at` is sent as their timestamp, so the two are never given together. A drill (`is_drill`) is
+    made with a drill plan only, and a real declaration never with one.
     """
     if idempotency_key and any(item.kind == RelatedItem.Kind.FILE for item in related_items):
         # Look before uploading, so that a repeated POST does not store its files twice. Without files the
@@ -53,6 +58,13 @@ def declaration_create(
     # The same rules as the form, for every interface (form, API, scripts): nothing half-made is stored or sent.
     declaration_validate(
         declared_by=declared_by, response_plan=response_plan, title=title, impact=impact, related_items=related_items
+    )
+    impact_started_at = declaration_validate_timing(
+        impact_started_at=impact_started_at,
+        trigger_details=trigger_details,
+        response_plan=response_plan,
+        is_drill=is_drill,
+        title=title,
     )
 
     client_token = f"portal-{uuid.uuid4().hex}"
@@ -71,6 +83,8 @@ def declaration_create(
         idempotency_key=idempotency_key or None,
         request_fingerprint=request_fingerprint,
         trigger_details=trigger_details or None,
+        impact_started_at=impact_started_at,
+        is_drill=is_drill,
         # Handed to the workers right after the commit below; cleared again if that publish fails.
         dispatched_at=timezone.now(),
     )
@@ -96,6 +110,8 @@ def declaration_create(
                     "source": source,
                     "client_token": client_token,
                     **({"trigger_source": trigger_details["source"]} if trigger_details else {}),
+                    **({"impact_started_at": impact_started_at.isoformat()} if impact_started_at else {}),
+                    **({"drill": True} if is_drill else {}),
                 },
             )
             for item in items:
@@ -167,6 +183,38 @@ def declaration_validate(
                 field="file" if part == "file" else "related_items",
                 code="invalid_kind" if part == "kind" else "invalid",
             ) from None
+
+
+def declaration_validate_timing(
+    *,
+    impact_started_at: datetime | None,
+    trigger_details: dict[str, str] | None,
+    response_plan: ResponsePlan,
+    is_drill: bool,
+    title: str,
+) -> datetime | None:
+    """The impact's start (returned in UTC) and the drill mark, checked for every interface; PortalError names the
+    field."""
+    if impact_started_at is not None:
+        if trigger_details:
+            raise PortalError(validators.IMPACT_START_AND_TRIGGER, field="impact_started_at")
+        try:
+            impact_started_at = validators.validate_impact_started_at(impact_started_at)
+        except ValidationError as exc:
+            raise PortalError(" ".join(exc.messages), field="impact_started_at") from None
+    if response_plan.is_drill != is_drill:
+        raise PortalError(
+            validators.DRILL_PLAN_ONLY if is_drill else validators.REAL_PLAN_ONLY,
+            code="plan_unavailable",
+            field="response_plan",
+        )
+    if is_drill and len(title.strip()) > validators.DRILL_TITLE_MAX_LENGTH:
+        message = validators.MESSAGES["drill_title_too_long"]
+        raise PortalError(
+            message.format(limit=validators.DRILL_TITLE_MAX_LENGTH, length=len(title.strip())), field="title"
+        )
+    return impact_started_at
+
 
 
 def declaration_dispatch(*, declaration_id: int) -> bool:

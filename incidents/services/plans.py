@@ -91,11 +91,12 @@ def response_plans_sync(*, actor: User | None = None) -> SyncResult:
 def response_plan_update(
     *, plan: ResponsePlan, actor: User | None, ip_address: str | None = None, **changes
 ) -> ResponsePlan:
-    """An admin's curation of a plan (visibility, wording, order, who may use it); each change is audited.
+    """An admin's curation of a plan (visibility, drill plan or not, wording, order, who may use it); each change is
+    audited.
 
     `allowed_groups` takes an iterable of groups (empty: everyone may use the plan) and is audited by name.
     """
-    allowed = {"display_name", "when_to_use", "is_visible", "order", "allowed_groups"}
+    allowed = {"display_name", "when_to_use", "is_visible", "is_drill", "order", "allowed_groups"}
     unknown = set(changes) - allowed
     if unknown:
         raise PortalError(f"These plan fields cannot be changed here: {', '.join(sorted(unknown))}.")

@@ -110,7 +110,12 @@ def declare(request: PortalRequest) -> HttpResponse:
         "preview_open": action == ACTION_PREVIEW,
         "prefill_notes": prefill_notes,
         "query": query,
-        "plans": response_plans_search(user=request.user, query=query, keep_pk=plan.pk if plan else None),
+        "plans": response_plans_search(
+            user=request.user, query=query, keep_pk=plan.pk if plan else None, drill=form.is_drill
+        ),
+        "drill": form.is_drill,
+        "impact_zone": form.zone_name,
+        "impact_start_max_days": settings.PORTAL_IMPACT_START_MAX_DAYS,
         # The key of the cached plan list (declare.html): it changes with any plan and differs by group.
         "plans_version": response_plans_version(),
         "plan_groups": "all" if request.user.is_superuser else roles.group_ids(request.user),
@@ -162,6 +167,8 @@ def _declare(request: PortalRequest, form: DeclarationForm, formset) -> HttpResp
             idempotency_key=data["idempotency_key"],
             request_fingerprint=declaration_fingerprint(form, formset),
             ip_address=client_ip(request),
+            impact_started_at=data["impact_started_at"],
+            is_drill=data["drill"],
         )
     except PortalError as exc:
         if exc.code == "conflict":
@@ -171,7 +178,7 @@ def _declare(request: PortalRequest, form: DeclarationForm, formset) -> HttpResp
                 "Open “Declare” again to start a separate declaration.",
             )
         else:
-            form.add_error(None, exc.message)
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         return None
     url = declaration.get_absolute_url()
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
@@ -221,9 +228,11 @@ def _chosen_plan(form: DeclarationForm) -> ResponsePlan | None:
     """The plan chosen so far, if it is one the person may use (the form is not cleaned before the real submit)."""
     value = form["response_plan"].value()
     try:
-        return form.fields["response_plan"].clean(value) if value else None
+        plan = form.fields["response_plan"].clean(value) if value else None
     except ValidationError:
         return None
+    # A drill plan is no choice for a real incident, nor the other way round.
+    return plan if plan is None or plan.is_drill == form.is_drill else None
 
 
 @dataclass(frozen=True)
@@ -279,10 +288,12 @@ def _preview_context(request: PortalRequest, form: DeclarationForm, formset, pla
     """The StartIncident request this form would make now, built by the selector the worker uses."""
     if plan is None:
         return {"preview": None, "preview_left_out": 0}
+    impact_started_at = None
     if form.is_bound:
         form.is_valid()
         data = getattr(form, "cleaned_data", {})
         title, impact = data.get("title", ""), data.get("impact")
+        impact_started_at = data.get("impact_started_at") if "impact_started_at" not in form.errors else None
     else:
         title, impact = form.initial.get("title", ""), form.initial.get("impact")
         # As the form's clean() does: the plan's own values are left to the plan.
@@ -308,7 +319,12 @@ def _preview_context(request: PortalRequest, form: DeclarationForm, formset, pla
             continue
         left_out += 1
     request_body = declaration_preview_request(
-        response_plan=plan, title=title, impact=impact, items=items, declared_by=request.user.get_username()
+        response_plan=plan,
+        title=title,
+        impact=impact,
+        items=items,
+        declared_by=request.user.get_username(),
+        impact_started_at=impact_started_at,
     )
     return {
         "preview": json.dumps(request_body, indent=2, ensure_ascii=False, cls=DjangoJSONEncoder),

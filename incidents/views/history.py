@@ -89,10 +89,12 @@ def declaration_summary(request: PortalRequest) -> HttpResponse:
     start, end = today - timedelta(days=29), today
     # The default period (the last 30 days) is shown in the form too, so that it can be adjusted.
     form = SummaryRangeForm(request.GET or None, initial={"date_from": start, "date_to": end})
+    include_drills = False
     if form.is_valid():
         end = form.cleaned_data.get("date_to") or end
         start = form.cleaned_data.get("date_from") or end - timedelta(days=29)
-    summary = declarations_summary(user=request.user, start=start, end=end)
+        include_drills = form.cleaned_data["drills"]
+    summary = declarations_summary(user=request.user, start=start, end=end, include_drills=include_drills)
     return render(
         request,
         "incidents/summary.html",
@@ -110,5 +112,30 @@ def declaration_summary(request: PortalRequest) -> HttpResponse:
                 (label, [impacts.get(impact.value, 0) for impact in Impact], total)
                 for label, impacts, total in summary.by_plan
             ],
+            "duration_rows": [
+                (
+                    row,
+                    [
+                        human_duration(span)
+                        for span in (row.impact_to_declared, row.declared_to_started, row.started_to_resolved)
+                    ],
+                )
+                for row in summary.durations
+            ],
         },
     )
+
+
+def human_duration(span: timedelta | None) -> str:
+    """A median as people read it: "45 s", "12 min", "3 h 05 min", "2 d 4 h"; an em dash when there is none."""
+    if span is None:
+        return "—"
+    seconds = round(span.total_seconds())
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if hours < 1:
+        return f"{minutes} min"
+    if days < 1:
+        return f"{hours} h {minutes % 60:02d} min"
+    return f"{days} d {hours % 24} h"

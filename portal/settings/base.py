@@ -364,6 +364,9 @@ PORTAL_ALLOWED_FILE_EXTENSIONS = env.list(
 )
 # The declare page warns about declarations of the same plan made within this many minutes.
 PORTAL_DUPLICATE_WINDOW_MINUTES = env.int("PORTAL_DUPLICATE_WINDOW_MINUTES", default=60)
+# How far back a declarer may say the impact started (the declare page's "Impact started at", the API's
+# impactStartedAt): older impact belongs in the incident's timeline, not in its start.
+PORTAL_IMPACT_START_MAX_DAYS = env.int("PORTAL_IMPACT_START_MAX_DAYS", default=3)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # The form's own fields (a hundred related items are ~130 KB); files are counted apart.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -67,7 +67,16 @@ def test_documented_error_codes_are_the_ones_the_api_uses():
 def test_documented_request_fields_are_the_ones_the_api_accepts():
     documented = document()["components"]["schemas"]
     request = documented["StartIncidentRequest"]["properties"]
-    assert tuple(request) == ("responsePlanArn", "title", "impact", "relatedItems", "clientToken", "triggerDetails")
+    assert tuple(request) == (
+        "responsePlanArn",
+        "title",
+        "impact",
+        "relatedItems",
+        "clientToken",
+        "triggerDetails",
+        "impactStartedAt",
+        "drill",
+    )
     assert tuple(documented["TriggerDetails"]["properties"]) == ("source", "timestamp", "rawData", "triggerArn")
     assert request["title"]["maxLength"] == 200  # botocore's IncidentTitle
     # Generated from the model that validates.
