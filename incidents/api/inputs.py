@@ -328,9 +328,7 @@ class StartIncidentRequest(Strict):
             messages[("responsePlanArn",)] = validators.DRILL_PLAN_ONLY if self.drill else validators.REAL_PLAN_ONLY
         if self.drill and len(self.title or "") > validators.DRILL_TITLE_MAX_LENGTH:
             message = validators.MESSAGES["drill_title_too_long"]
-            messages[("title",)] = message.format(
-                limit=validators.DRILL_TITLE_MAX_LENGTH, length=len(self.title or "")
-            )
+            messages[("title",)] = message.format(limit=validators.DRILL_TITLE_MAX_LENGTH, length=len(self.title or ""))
         if messages:
             raise _errors_at(messages)
         return self

@@ -4,41 +4,59 @@ from django.conf import settings
 from django.db import migrations, models
 
 
-class Migration(migrations.Migration):
+class AddColumnInPlaceOnSqlite(migrations.AddField):
+    """SQLite rebuilds the whole table to add a NOT NULL column, and the rebuild re-creates every index of the model:
+    the PostgreSQL-only trigram index too (migration 0003), which SQLite cannot parse, so `make run` could not
+    migrate. There the column is added in place, keeping its default in the table; PostgreSQL is unchanged."""
 
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor != "sqlite":
+            return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        model = to_state.apps.get_model(app_label, self.model_name)
+        field = model._meta.get_field(self.name)
+        definition, params = schema_editor.column_sql(model, field, include_default=True)
+        quote = schema_editor.quote_name
+        schema_editor.execute(
+            f"ALTER TABLE {quote(model._meta.db_table)} ADD COLUMN {quote(field.column)} {definition}", params
+        )
+
+
+class Migration(migrations.Migration):
     dependencies = [
-        ('incidents', '0011_rate_limit_bucket'),
+        ("incidents", "0011_rate_limit_bucket"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
-        migrations.AddField(
-            model_name='declaration',
-            name='aws_status',
-            field=models.CharField(blank=True, choices=[('OPEN', 'Open'), ('RESOLVED', 'Resolved')], max_length=16),
+        AddColumnInPlaceOnSqlite(
+            model_name="declaration",
+            name="aws_status",
+            field=models.CharField(blank=True, choices=[("OPEN", "Open"), ("RESOLVED", "Resolved")], max_length=16),
         ),
         migrations.AddField(
-            model_name='declaration',
-            name='impact_started_at',
+            model_name="declaration",
+            name="impact_started_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
-        migrations.AddField(
-            model_name='declaration',
-            name='is_drill',
+        AddColumnInPlaceOnSqlite(
+            model_name="declaration",
+            name="is_drill",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='declaration',
-            name='resolved_at',
+            model_name="declaration",
+            name="resolved_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='responseplan',
-            name='is_drill',
-            field=models.BooleanField(default=False, help_text='A drill plan: offered only when declaring a drill, and drills only use these.'),
+            model_name="responseplan",
+            name="is_drill",
+            field=models.BooleanField(
+                default=False, help_text="A drill plan: offered only when declaring a drill, and drills only use these."
+            ),
         ),
         migrations.AddIndex(
-            model_name='declaration',
-            index=models.Index(fields=['aws_status', '-created_at', '-id'], name='declaration_aws_status_created'),
+            model_name="declaration",
+            index=models.Index(fields=["aws_status", "-created_at", "-id"], name="declaration_aws_status_created"),
         ),
     ]

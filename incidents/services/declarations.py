@@ -216,7 +216,6 @@ def declaration_validate_timing(
     return impact_started_at
 
 
-
 def declaration_dispatch(*, declaration_id: int) -> bool:
     """Hand a declaration to the workers. Never raises: a declaration that could not be published
     stays queued in the database, where the sweeper finds it."""
