@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 
 from incidents import validators
+from incidents.aws.requests import drill_title
 from incidents.models import AuditEvent, Declaration
 from incidents.services.plans import response_plan_update
 from tests.conftest import wait_for_state
@@ -122,3 +123,12 @@ def test_a_drill_reaches_aws_titled_as_a_drill(support_client, drill_plan, sandb
     assert record["title"] == "[DRILL] " + drill_plan.template_title
     (call,) = sandbox.calls()
     assert json.loads(call["params"]["triggerDetails"]["rawData"])["drill"] is True
+
+
+def test_a_drills_title_in_aws_keeps_its_prefix_and_fits():
+    assert drill_title("DB failover") == "[DRILL] DB failover"
+    assert drill_title("[drill] Already marked") == "[drill] Already marked"
+    long_plan_title = "p" * validators.TITLE_MAX_LENGTH
+    sent = drill_title(long_plan_title)
+    assert len(sent) == validators.TITLE_MAX_LENGTH
+    assert sent.startswith("[DRILL] ppp") and sent.endswith("…")

@@ -101,10 +101,6 @@ class DeclarationForm(forms.Form):
         if plan and plan.is_drill != drill:
             self.add_error("response_plan", validators.DRILL_PLAN_ONLY if drill else validators.REAL_PLAN_ONLY)
             plan = None
-        if drill and len(cleaned.get("title") or "") > validators.DRILL_TITLE_MAX_LENGTH:
-            length = len(cleaned["title"])
-            message = validators.MESSAGES["drill_title_too_long"]
-            self.add_error("title", message.format(limit=validators.DRILL_TITLE_MAX_LENGTH, length=length))
         wall_clock = cleaned.get("impact_started_at")
         if wall_clock is not None:
             moment = wall_clock.replace(tzinfo=validators.person_time_zone(cleaned.get("time_zone", "")))
@@ -118,6 +114,11 @@ class DeclarationForm(forms.Form):
                 cleaned["title"] = ""
             if cleaned.get("impact") == plan.template_impact:
                 cleaned["impact"] = None
+        # The person's own title only: a plan's that leaves no room is shortened when sent (aws/requests.py).
+        if drill and len(cleaned.get("title") or "") > validators.DRILL_TITLE_MAX_LENGTH:
+            length = len(cleaned["title"])
+            message = validators.MESSAGES["drill_title_too_long"]
+            self.add_error("title", message.format(limit=validators.DRILL_TITLE_MAX_LENGTH, length=length))
         return cleaned
 
     def clean_idempotency_key(self) -> str:
