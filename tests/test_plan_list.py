@@ -200,3 +200,10 @@ def test_showing_a_plan_from_a_searched_list_keeps_the_search(portal_admin_clien
         f"/plans/{plan.pk}/visibility/", {"is_visible": "1", "q": "payment"}, **HTMX
     ).content.decode()
     assert re.findall(r'<tr id="plan-(\d+)"', page) == [str(plan.pk)]
+
+
+def test_the_list_numbers_the_shown_plans_by_their_place_on_the_declare_page(portal_admin_client, plans):
+    response_plan_update(plan=plans["security-event"], actor=None, is_visible=False)
+    page = portal_admin_client.get("/plans/").content.decode()
+    shown = len(plans) - 1
+    assert re.findall(r'<span class="plan-place">(\d+)</span>', page) == [str(n) for n in range(1, shown + 1)]

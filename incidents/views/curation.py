@@ -64,6 +64,7 @@ class PlanRow:
     plan: ResponsePlan
     can_move_up: bool
     can_move_down: bool
+    place: int | None = None  # on the declare page (shown plans only; None in a searched list)
     focus: str = ""
 
 
@@ -81,6 +82,8 @@ def _rows(plans: list[ResponsePlan], *, reorderable: bool, focus: tuple[int, str
         above = plans[index - 1] if index else None
         below = plans[index + 1] if index + 1 < len(plans) else None
         row = PlanRow(plan, movable and kind(above) == kind(plan), movable and kind(below) == kind(plan))
+        if reorderable and plan.is_visible and not plan.deleted_in_aws:
+            row.place = index + 1  # shown plans lead the list
         if focus and focus[0] == plan.pk:
             usable = {"up": row.can_move_up, "down": row.can_move_down, "visibility": True}
             twin = {"up": "down", "down": "up"}.get(focus[1], "visibility")
