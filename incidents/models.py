@@ -35,6 +35,26 @@ IMPACT_DESCRIPTIONS = {
     5: "Customers aren't currently impacted, but urgent action is needed to avoid impact.",
 }
 
+# What each level looks like here, until an admin words it for the company (ImpactLevel; migration 0013 seeds these).
+IMPACT_EXAMPLES = {
+    1: "Checkout down for everyone",
+    2: "Card payments failing in one country",
+    3: "Search slow, orders still going through",
+    4: "Error rate rising on a background job",
+    5: "A certificate expires tomorrow",
+}
+
+
+class ImpactLevel(models.Model):
+    """An admin's example for one impact level, shown under it wherever people choose an impact."""
+
+    level = models.PositiveSmallIntegerField(primary_key=True, choices=Impact.choices)
+    example = models.CharField(max_length=120, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.example}"
+
 
 class ResponsePlan(models.Model):
     """A mirror of an AWS response plan, plus what the portal's admins decide about it."""

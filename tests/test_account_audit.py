@@ -300,6 +300,25 @@ def test_the_password_page_looks_like_the_portal_and_is_linked_from_the_header(s
 
 
 @pytest.mark.django_db
+def test_a_single_sign_on_account_without_a_password_is_not_offered_to_change_one(client, support_user, settings):
+    support_user.set_unusable_password()  # as single sign-on makes its accounts
+    support_user.save()
+    client.force_login(support_user)
+    header = client.get(reverse("incidents:declare")).content.decode()
+    assert reverse("incidents:password-change") not in header
+    page = client.get(reverse("incidents:password-change"))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert f"You sign in through {settings.PORTAL_SSO_PROVIDER_NAME}" in html
+    assert 'name="old_password"' not in html
+    refused = client.post(reverse("incidents:password-change"), password_form(current="", new=NEW_PASSWORD))
+    assert refused.status_code == 403
+    support_user.refresh_from_db()
+    assert not support_user.has_usable_password()
+    assert not events("auth.password_changed")
+
+
+@pytest.mark.django_db
 def test_changing_ones_password_is_recorded_and_ends_other_sessions(client, support_user):
     client.force_login(support_user)
     elsewhere = Client()

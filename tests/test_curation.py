@@ -61,11 +61,11 @@ def test_hiding_a_plan_removes_it_from_the_declare_form(portal_admin_client, sup
     assert plan.label in support_client.get("/declare/").content.decode()
     response = portal_admin_client.post(
         f"/plans/{plan.pk}/",
-        {"display_name": "", "when_to_use": "", "order": "0"},  # is_visible unticked
+        {"display_name": "", "when_to_use": "", "order": plan.order},  # is_visible unticked
     )
     assert response.status_code == 302
     html = support_client.get("/declare/").content.decode()
-    assert f'value="{plan.pk}"' not in html
+    assert f'name="response_plan" value="{plan.pk}"' not in html
     refused = support_client.post("/declare/", declare_post(plan))
     assert "not available to you" in refused.content.decode()
     event = AuditEvent.objects.get(action="response_plan.curated", response_plan=plan, actor__isnull=False)
@@ -75,6 +75,7 @@ def test_hiding_a_plan_removes_it_from_the_declare_form(portal_admin_client, sup
 @pytest.mark.django_db
 def test_every_curated_field_is_saved_and_audited(portal_admin_client, plans):
     plan = plans["website-outage"]
+    order_before = plan.order
     managers = Group.objects.get(name=roles.MANAGER)
     response = portal_admin_client.post(
         f"/plans/{plan.pk}/",
@@ -93,13 +94,13 @@ def test_every_curated_field_is_saved_and_audited(portal_admin_client, plans):
     event = AuditEvent.objects.get(action="response_plan.curated", response_plan=plan, actor__username="ada.admin")
     assert event.details["allowed_groups"] == {"from": [], "to": [roles.MANAGER]}
     assert event.details["display_name"] == {"from": "", "to": "Website down"}
-    assert event.details["order"] == {"from": 0, "to": -5}
+    assert event.details["order"] == {"from": order_before, "to": -5}
     assert event.ip_address == "127.0.0.1"
     # The edit page shows the plan's own history, each change as before → after.
     page = portal_admin_client.get(f"/plans/{plan.pk}/").content.decode()
     assert "response_plan.curated" in page
     assert '<span class="nowrap">display_name:</span> “” → Website down' in page
-    assert '<span class="nowrap">order:</span> 0 → -5' in page
+    assert f'<span class="nowrap">order:</span> {order_before} → -5' in page
     assert f'<span class="nowrap">allowed_groups:</span> none → {roles.MANAGER}' in page
     assert "{&#x27;from&#x27;" not in page
 
@@ -109,7 +110,8 @@ def test_saving_without_changes_writes_no_event(portal_admin_client, plans):
     plan = plans["website-outage"]
     before = AuditEvent.objects.count()
     portal_admin_client.post(
-        f"/plans/{plan.pk}/", {"is_visible": "on", "display_name": "", "when_to_use": plan.when_to_use, "order": "0"}
+        f"/plans/{plan.pk}/",
+        {"is_visible": "on", "display_name": "", "when_to_use": plan.when_to_use, "order": plan.order},
     )
     assert AuditEvent.objects.count() == before
 
@@ -121,8 +123,8 @@ def test_a_plan_limited_to_managers_is_not_offered_to_support_staff(
     plan = plans["payments-degraded"]
     managers = Group.objects.get(name=roles.MANAGER)
     response_plan_update(plan=plan, actor=None, allowed_groups=[managers])
-    assert f'value="{plan.pk}"' not in support_client.get("/declare/").content.decode()
-    assert f'value="{plan.pk}"' in manager_client.get("/declare/").content.decode()
+    assert f'name="response_plan" value="{plan.pk}"' not in support_client.get("/declare/").content.decode()
+    assert f'name="response_plan" value="{plan.pk}"' in manager_client.get("/declare/").content.decode()
 
 
 @pytest.mark.django_db

@@ -56,6 +56,18 @@ MATRIX = [
     ("post", "/plans/sync/", expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=REDIRECT)),
     ("get", "/plans/{plan}/", expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=OK)),
     ("post", "/plans/{plan}/", expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=REDIRECT)),
+    ("post", "/plans/{plan}/move/", expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=REDIRECT)),
+    (
+        "post",
+        "/plans/{plan}/visibility/",
+        expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=REDIRECT),
+    ),
+    ("get", "/plans/impact-levels/", expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=OK)),
+    (
+        "post",
+        "/plans/impact-levels/",
+        expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=REDIRECT),
+    ),
     ("get", "/users/", expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=OK)),
     ("get", "/users/new/", expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=OK)),
     ("post", "/users/new/", expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=REDIRECT)),
@@ -66,6 +78,9 @@ MATRIX = [
 
 POST_DATA = {
     "/plans/{plan}/": {"is_visible": "on", "display_name": "Site down", "when_to_use": "", "order": "1"},
+    "/plans/{plan}/move/": {"direction": "down"},
+    "/plans/{plan}/visibility/": {"is_visible": "0"},
+    "/plans/impact-levels/": {f"example_{level}": f"Example {level}" for level in range(1, 6)},
     "/users/new/": {"username": "new.person", "password": "a-long-enough-passphrase-42", "roles": [roles.SUPPORT]},
     "/users/{user}/": {"roles": [roles.SUPPORT, roles.MANAGER], "is_active": "on"},
 }

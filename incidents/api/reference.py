@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 
+from ..selectors.impacts import impact_levels
 from .envelope import ERRORS, ApiError
 from .views import api
 
@@ -147,7 +148,9 @@ def reference_redirect(request: HttpRequest) -> HttpResponse:
 
 @login_not_required
 def reference(request: HttpRequest) -> HttpResponse:
-    return render(request, "incidents/api_reference.html", {"reference": reference_data()})
+    return render(
+        request, "incidents/api_reference.html", {"reference": reference_data(), "impact_levels": impact_levels()}
+    )
 
 
 @login_not_required

@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError
 
 from .. import validators
 from ..models import ResponsePlan
+from ..selectors.impacts import ImpactLevelInfo
+from ..services.impacts import EXAMPLE_MAX_LENGTH
 
 
 class ResponsePlanCurationForm(forms.Form):
@@ -60,3 +62,26 @@ class ResponsePlanCurationForm(forms.Form):
         if shown and self.plan.deleted_in_aws:
             raise ValidationError("This plan was deleted in AWS; it cannot be shown until it exists there again.")
         return shown
+
+
+class ImpactExamplesForm(forms.Form):
+    """One example per impact level (example_1 … example_5), each beside the level's meaning."""
+
+    def __init__(self, *args, levels: list[ImpactLevelInfo], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.levels = levels
+        for level in levels:
+            self.fields[f"example_{level.value}"] = forms.CharField(
+                required=False,
+                initial=level.example,
+                max_length=EXAMPLE_MAX_LENGTH,
+                validators=[validators.reject_control_characters],
+                label=f"{level.value} – {level.label}",
+                help_text=f"{level.description} Leave empty to show no example.",
+                error_messages={
+                    "max_length": "An example can be at most %(limit_value)d characters (it has %(show_value)d)."
+                },
+            )
+
+    def examples(self) -> dict[int, str]:
+        return {level.value: self.cleaned_data[f"example_{level.value}"] for level in self.levels}

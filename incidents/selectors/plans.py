@@ -46,23 +46,32 @@ def response_plans_search(
     `keep_pk` (the plan already chosen) stays in the list whatever the query, so that searching never unchoses it.
     """
     plans = response_plans_available_to(user=user).filter(is_drill=drill)
-    # A NUL cannot be in any stored text (nor be sent to PostgreSQL): it separates words like a space.
-    words = query.replace("\x00", " ").split()
-    if not words:
+    matches = _matching_every_word(query)
+    if matches is None:
         return plans
-    matches = Q()
-    for word in words[:8]:
-        matches &= (
-            Q(name__icontains=word)
-            | Q(display_name__icontains=word)
-            | Q(aws_display_name__icontains=word)
-            | Q(when_to_use__icontains=word)
-            | Q(template_title__icontains=word)
-            | Q(template_summary__icontains=word)
-        )
     if keep_pk:
         matches |= Q(pk=keep_pk)
     return plans.filter(matches)
+
+
+# What a plan search looks in, on the declare page and the admins' list alike: its names, its "when to use" note,
+# and its template's title and summary.
+SEARCHED_FIELDS = ("name", "display_name", "aws_display_name", "when_to_use", "template_title", "template_summary")
+
+
+def _matching_every_word(query: str) -> Q | None:
+    """Plans with every word of `query` (the first 8) in any of SEARCHED_FIELDS; None when there is no word."""
+    # A NUL cannot be in any stored text (nor be sent to PostgreSQL): it separates words like a space.
+    words = query.replace("\x00", " ").split()
+    if not words:
+        return None
+    matches = Q()
+    for word in words[:8]:
+        in_any = Q()
+        for name in SEARCHED_FIELDS:
+            in_any |= Q(**{f"{name}__icontains": word})
+        matches &= in_any
+    return matches
 
 
 def response_plan_find_for(*, user, reference: str) -> ResponsePlan | None:
@@ -95,13 +104,18 @@ def response_plan_choices(*, user) -> list[tuple[int, str]]:
     ]
 
 
-def response_plans_for_curation() -> QuerySet[ResponsePlan]:
-    """Every plan the portal knows, with when it was last declared with (one index probe per plan)."""
+def response_plans_for_curation(*, query: str = "") -> QuerySet[ResponsePlan]:
+    """Every plan the portal knows (or those matching `query`, as the declare page's search matches), shown ones
+    first in the declare page's order, with when each was last declared with (one index probe per plan)."""
     last_used = (
         Declaration.objects.filter(response_plan=OuterRef("pk")).order_by("-created_at", "-id").values("created_at")
     )
+    plans = ResponsePlan.objects.all()
+    matches = _matching_every_word(query)
+    if matches is not None:
+        plans = plans.filter(matches)
     return (
-        ResponsePlan.objects.annotate(last_used=Subquery(last_used[:1]))
+        plans.annotate(last_used=Subquery(last_used[:1]))
         .prefetch_related("allowed_groups")
-        .order_by("deleted_in_aws", "-is_visible", "order", "name")
+        .order_by("deleted_in_aws", "-is_visible", "order", "name", "id")
     )

@@ -84,6 +84,11 @@ def user_edit(request: PortalRequest, user_id: int) -> HttpResponse:
 def password_change(request: PortalRequest) -> HttpResponse:
     """Anyone signed in, with or without a role, changes their own password (the only way besides an admin setting
     one in the Django admin: the portal sends no e-mail, so it offers no password reset)."""
+    if not request.user.has_usable_password():
+        # Single sign-on made this account without a password: there is none here to change (and setting one would
+        # open a second way in that the identity provider does not control).
+        status = 403 if request.method == "POST" else 200
+        return render(request, "registration/password_change_form.html", {"form": None}, status=status)
     form = PasswordChangeForm(request, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

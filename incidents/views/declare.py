@@ -25,7 +25,7 @@ from ..forms.declare import (
     declaration_initial_from_query,
 )
 from ..http import PortalRequest, client_ip, htmx_target
-from ..models import IMPACT_DESCRIPTIONS, Declaration, Impact, RelatedItem, ResponsePlan
+from ..models import IMPACT_DESCRIPTIONS, Declaration, RelatedItem, ResponsePlan
 from ..selectors.declarations import (
     ASSIGNED_ON_SUBMIT,
     PreviewItem,
@@ -34,6 +34,7 @@ from ..selectors.declarations import (
     declaration_preview_request,
     declarations_recent_for_plan_seen_by,
 )
+from ..selectors.impacts import impact_levels
 from ..selectors.plans import response_plans_search, response_plans_version
 from ..services.declarations import declaration_create
 from ..services.rate_limits import rate_limit_hit, rate_limit_parse
@@ -123,10 +124,7 @@ def declare(request: PortalRequest) -> HttpResponse:
         **_plan_context(request, plan),
         **_value_sources(form, plan),
         **_preview_context(request, form, formset, plan),
-        "impacts": [
-            {"value": impact.value, "label": impact.label, "description": IMPACT_DESCRIPTIONS[impact.value]}
-            for impact in Impact
-        ],
+        "impacts": impact_levels(),
         "rules": validators.client_rules(),
         "max_file_size": validators.human_size(settings.PORTAL_MAX_FILE_BYTES),
         "max_files": settings.PORTAL_MAX_FILES,

@@ -28,6 +28,8 @@ MANAGER_PAGES = [
 ADMIN_PAGES = [
     *[page for page in MANAGER_PAGES if page[0] != "403"],
     ("plans", "/plans/", 200),
+    ("plans-search", "/plans/?q=payment", 200),
+    ("impact-levels", "/plans/impact-levels/", 200),
     ("plan-edit", "/plans/{plan}/", 200),
     ("users", "/users/", 200),
     ("user-new", "/users/new/", 200),
