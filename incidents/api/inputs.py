@@ -333,3 +333,9 @@ def validation_details(errors: Iterable[dict[str, Any]]) -> dict[str, str]:
         path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
         details.setdefault(path or "body", message or error["msg"])
     return details
+
+
+# The same rules for the operations on a started incident (api/actions.py).
+rule = _rule
+errors_at = _errors_at
+at_most_items = _at_most_items

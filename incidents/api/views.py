@@ -163,6 +163,10 @@ def _idempotency_key(request: HttpRequest, *, body: str | None, header: str | No
     return f"api:{request.user.pk}:{hashlib.sha256(key.encode()).hexdigest()}" if key else None
 
 
+# The same rules for the operations on a started incident (api/actions.py).
+idempotency_key_for = _idempotency_key
+
+
 @api.get(
     "/declarations/{int:id}",
     response={200: answer(DeclarationOut)} | errors("NOT_FOUND", *COMMON_ERRORS),
