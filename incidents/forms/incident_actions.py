@@ -16,8 +16,11 @@ from .declare import TITLE_TOO_LONG, impact_choices
 
 class ActionForm(forms.Form):
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    # The page holds all the forms at once: each field's id is its form's own.
+    id_prefix = "action"
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", f"{self.id_prefix}-%s")
         super().__init__(*args, **kwargs)
         if not self.is_bound:
             self.initial.setdefault("idempotency_key", uuid.uuid4().hex)
@@ -34,6 +37,7 @@ class ActionForm(forms.Form):
 
 
 class NoteForm(ActionForm):
+    id_prefix = "note"
     text = forms.CharField(
         label="Note",
         strip=False,
@@ -65,6 +69,7 @@ def item_from_line(line: str) -> RelatedItemInput:
 
 
 class RelatedItemsForm(ActionForm):
+    id_prefix = "items"
     links = forms.CharField(
         label="Links and AWS resource ARNs",
         required=False,
@@ -111,6 +116,7 @@ class RelatedItemsForm(ActionForm):
 
 
 class IncidentUpdateForm(ActionForm):
+    id_prefix = "update"
     title = forms.CharField(
         required=False,
         max_length=validators.TITLE_MAX_LENGTH,
@@ -146,6 +152,7 @@ class IncidentUpdateForm(ActionForm):
 
 
 class ResolveForm(ActionForm):
+    id_prefix = "resolve"
     note = forms.CharField(
         label="Closing note",
         strip=False,
