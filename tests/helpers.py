@@ -95,7 +95,6 @@ def tamper(sql: str, params=()) -> None:
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
-
 def wait_for_action(action, *states: str, timeout: float = 20):
     """Poll the database until the worker has moved an incident action (or a declaration) into one of `states`."""
     deadline = time.monotonic() + timeout

@@ -9,11 +9,13 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from incidents.models import AttachmentState, Declaration, IncidentAction, RelatedItem
 from incidents.services.actions import incident_note_add
 from incidents.services.declarations import declaration_create
 from incidents.services.sweeper import declarations_sweep
+from portal.celery import app
 from tests.helpers import pretend_started, started_declaration, upload, wait_for_action
 
 INSTANCE_ARN = "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1234def567890"
@@ -328,3 +330,28 @@ def test_invalid_input_comes_back_with_the_reason_and_what_was_typed(declared, s
 def test_a_note_keeps_its_line_breaks(declared, support_client):
     support_client.post(url("declaration-note", declared), form(text="First line\nSecond line"))
     assert last_action(declared).payload == {"text": "First line\nSecond line"}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker")
+def test_an_action_queued_while_the_broker_was_down_is_sent_after_the_sweep(
+    support_client, support_user, plans, sandbox, monkeypatch
+):
+    declaration = started_declaration(declared_by=support_user, plan=plans["website-outage"])
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(app, "send_task", broker_down)
+        response = support_client.post(url("declaration-note", declaration), form(text="Sent later"))
+    # The person is answered: the action is stored and waits for the sweeper.
+    assert response.status_code == 302
+    action = last_action(declaration)
+    assert (action.state, action.dispatched_at) == ("queued", None)
+
+    later = timezone.now() + timedelta(seconds=settings.PORTAL_SWEEP_QUEUED_AFTER + 1)
+    assert declarations_sweep(now=later).actions == [action.pk]
+
+    assert wait_for_action(action, "sent", "failed").state == "sent"
+    assert notes_on(sandbox, declaration.incident_record_arn) == ["Sent later\n— sam.support, via the incident portal"]
