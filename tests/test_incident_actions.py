@@ -355,3 +355,33 @@ def test_an_action_queued_while_the_broker_was_down_is_sent_after_the_sweep(
 
     assert wait_for_action(action, "sent", "failed").state == "sent"
     assert notes_on(sandbox, declaration.incident_record_arn) == ["Sent later\n— sam.support, via the incident portal"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker")
+@pytest.mark.parametrize(
+    ("view", "fields", "operation"),
+    [
+        ("declaration-note", {"text": "Once only"}, "CreateTimelineEvent"),
+        ("declaration-items", {"links": "https://status.example.com"}, "UpdateRelatedItems"),
+    ],
+)
+def test_an_answer_lost_on_the_way_back_is_retried_without_doing_it_twice(
+    view, fields, operation, support_client, support_user, plans, sandbox, ssm_incidents
+):
+    declaration = started_declaration(declared_by=support_user, plan=plans["website-outage"])
+    sandbox.inject(operation=operation, lose_response_next=1)
+
+    support_client.post(url(view, declaration), form(**fields))
+
+    action = wait_for_action(last_action(declaration), "sent", "failed")
+    assert action.state == "sent"
+    calls = sandbox.calls(operation)
+    assert len(calls) == 2 and len({call["params"]["clientToken"] for call in calls}) == 1
+    if operation == "CreateTimelineEvent":
+        assert notes_on(sandbox, declaration.incident_record_arn) == [
+            "Once only\n— sam.support, via the incident portal"
+        ]
+    else:
+        related = ssm_incidents.list_related_items(incidentRecordArn=declaration.incident_record_arn)["relatedItems"]
+        assert len(related) == 1
