@@ -379,3 +379,50 @@ class RateLimitBucket(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class IncidentAction(models.Model):
+    """Something a person asked the portal to do to a started incident (a note, more related items, new title /
+    impact / summary, resolving it): stored first, then sent by the worker with a client token of its own."""
+
+    class Kind(models.TextChoices):
+        NOTE = "note", "Note on the timeline"
+        RELATED_ITEMS = "related_items", "Related items added"
+        UPDATE = "update", "Title, impact or summary changed"
+        RESOLVE = "resolve", "Resolved"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    declaration = models.ForeignKey(Declaration, on_delete=models.PROTECT, related_name="actions")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # note: {"text"}; related_items: {"items": [{"id", "kind", "value", "title"}]}; update: any of {"title",
+    # "impact", "summary"}; resolve: {"note"}. Exactly what the worker sends, on every attempt.
+    payload = models.JSONField(default=dict)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    # The base of every call's clientToken (a suffix per call), so that AWS applies each call once.
+    client_token = models.CharField(max_length=100, unique=True)
+    idempotency_key = models.CharField(max_length=200, unique=True, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    failure_code = models.CharField(max_length=100, blank=True)
+    failure_reason = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Handed to the workers (or last attempted): the sweeper re-dispatches queued actions idle since long before.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "dispatched_at"], name="incident_action_state")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on declaration {self.declaration_id} ({self.state})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state != self.State.QUEUED

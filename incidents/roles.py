@@ -38,3 +38,9 @@ def is_admin(user: Person) -> bool:
 
 def can_declare(user: Person) -> bool:
     return user.is_authenticated and (user.is_superuser or bool(_groups(user)))
+
+
+def may_act_on(user: Person, declaration) -> bool:
+    """Who may act on a declaration and its incident (retry it, add notes and items, change or resolve it): its
+    declarer, managers and admins."""
+    return user.is_authenticated and (is_manager(user) or declaration.declared_by_id == user.pk)

@@ -11,7 +11,8 @@ from prometheus_client import multiprocess
 
 from . import health, warmup
 from .aws.client import AwsError
-from .models import Declaration
+from .models import Declaration, IncidentAction
+from .services.action_sending import ActionRetryable, incident_action_send
 from .services.attachments import AttachmentRetryable, declaration_attach_pending_files
 from .services.audit import audit_head_publish
 from .services.plans import response_plans_sync
@@ -42,6 +43,23 @@ def start_declaration(self, declaration_id: int) -> None:
     except Declaration.DoesNotExist:
         # Declarations are never deleted by the portal; a message for a missing row has nothing left to do.
         logger.warning("declaration %s does not exist; message dropped", declaration_id)
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True)
+def send_incident_action(self, action_id: int) -> None:
+    """Send one incident action (a note, related items, an update, resolving) to AWS, retried like StartIncident;
+    a second delivery of the same message does nothing."""
+    countdown = retry_countdown(self.request.retries)
+    try:
+        incident_action_send(
+            action_id=action_id,
+            final_attempt=self.request.retries >= settings.PORTAL_START_MAX_RETRIES,
+            retry_in=countdown,
+        )
+    except ActionRetryable as exc:
+        raise self.retry(exc=exc, countdown=countdown) from exc
+    except IncidentAction.DoesNotExist:
+        logger.warning("incident action %s does not exist; message dropped", action_id)
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=True)

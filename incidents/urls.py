@@ -1,8 +1,9 @@
 from django.urls import include, path, re_path
 
+from .api import actions as _api_actions  # noqa: F401 - registers the operations on a started incident
 from .api import reference
 from .api import views as api
-from .views import accounts, curation, declarations, declare, health, history, metrics
+from .views import accounts, curation, declarations, declare, health, history, incident_actions, metrics
 
 app_name = "incidents"
 
@@ -14,6 +15,32 @@ urlpatterns = [
     path("declarations/summary/", history.declaration_summary, name="declaration-summary"),
     path("declarations/<int:declaration_id>/", declarations.declaration_detail, name="declaration-detail"),
     path("declarations/<int:declaration_id>/retry/", declarations.declaration_retry, name="declaration-retry"),
+    path("declarations/<int:declaration_id>/actions/", incident_actions.incident_actions, name="declaration-actions"),
+    path(
+        "declarations/<int:declaration_id>/notes/",
+        incident_actions.incident_action_request,
+        {"kind": "note"},
+        name="declaration-note",
+    ),
+    path(
+        "declarations/<int:declaration_id>/related-items/",
+        incident_actions.incident_action_request,
+        {"kind": "items"},
+        name="declaration-items",
+    ),
+    path(
+        "declarations/<int:declaration_id>/change/",
+        incident_actions.incident_action_request,
+        {"kind": "update"},
+        name="declaration-update",
+    ),
+    path(
+        "declarations/<int:declaration_id>/resolve/",
+        incident_actions.incident_action_request,
+        {"kind": "resolve"},
+        name="declaration-resolve",
+    ),
+    path("declarations/<int:declaration_id>/join/", incident_actions.incident_join, name="declaration-join"),
     path(
         "declarations/<int:declaration_id>/files/<int:item_id>/",
         declarations.related_item_download,

@@ -22,7 +22,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.utils import timezone
 
-from .aws.client import start_incident_limits
+from .aws.client import incident_action_limits, start_incident_limits
 from .aws.requests import DRILL_TITLE_PREFIX, trigger_raw_data
 
 LIMITS = start_incident_limits()
@@ -35,6 +35,9 @@ CLIENT_TOKEN_MAX_LENGTH: int = LIMITS["client_token_max_length"]
 TRIGGER_SOURCE_MAX_LENGTH: int = LIMITS["trigger_source_max_length"]
 TRIGGER_RAW_DATA_MAX_LENGTH: int = LIMITS["trigger_raw_data_max_length"]
 ARN_RE = re.compile(LIMITS["arn_pattern"])
+SUMMARY_MAX_LENGTH: int = incident_action_limits()["summary_max_length"]
+# A timeline note, with room left in CreateTimelineEvent's eventData for its JSON quoting and the author's name.
+NOTE_MAX_LENGTH: int = incident_action_limits()["event_data_max_length"] // 3
 
 LINK_SCHEMES = ("http", "https")
 # What counts as a URL's scheme (RFC 3986 §3.1); written so that Python and JavaScript read it the same way.
@@ -323,6 +326,23 @@ FILTER_DATE_VALIDATORS = [
     MinValueValidator(FILTER_DATE_EARLIEST, message=FILTER_DATE_MESSAGE),
     MaxValueValidator(FILTER_DATE_LATEST, message=FILTER_DATE_MESSAGE),
 ]
+
+
+def validate_multiline_text(value: str, *, limit: int, what: str) -> None:
+    """Notes and summaries: line breaks and tabs welcome, every other control or invisible character refused."""
+    reject_control_characters(re.sub(r"[\r\n\t]", " ", value))
+    if len(value.strip()) > limit:
+        raise ValidationError(f"{what} can be at most {limit} characters (it has {len(value.strip())}).")
+
+
+def validate_note(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Write the note.")
+    validate_multiline_text(value, limit=NOTE_MAX_LENGTH, what="A note")
+
+
+def validate_summary(value: str) -> None:
+    validate_multiline_text(value, limit=SUMMARY_MAX_LENGTH, what="A summary")
 
 
 def validate_client_token(value: str) -> None:

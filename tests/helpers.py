@@ -5,11 +5,14 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+
+from incidents.services.declarations import declaration_create
 
 
 def declare_post(plan=None, *, title="", impact="", items=(), key=None, extra_rows=0) -> dict:
@@ -90,3 +93,29 @@ def tamper(sql: str, params=()) -> None:
         cursor.execute(sql, params)
         cursor.execute("ALTER TABLE incidents_auditevent ENABLE TRIGGER incidents_auditevent_append_only")
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def wait_for_action(action, *states: str, timeout: float = 20):
+    """Poll the database until the worker has moved an incident action (or a declaration) into one of `states`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        action.refresh_from_db()
+        if action.state in states:
+            return action
+        time.sleep(0.05)
+    raise AssertionError(f"{action} stayed {action.state!r}, expected {states}")
+
+
+def started_declaration(*, declared_by, plan, title="Checkout is down"):
+    """A declaration the worker has started in the sandbox (needs the celery_worker fixture)."""
+    declaration, _ = declaration_create(declared_by=declared_by, response_plan=plan, title=title)
+    declaration = wait_for_action(declaration, "started", "failed")
+    assert declaration.state == "started", declaration.failure_reason
+    return declaration
+
+
+def pretend_started(declaration, arn="arn:aws:ssm-incidents::111122223333:incident-record/website-outage/fake"):
+    """Mark a stored declaration started without any worker (for tests that never send to AWS)."""
+    type(declaration).objects.filter(pk=declaration.pk).update(state="started", incident_record_arn=arn)
+    declaration.refresh_from_db()
+    return declaration

@@ -173,11 +173,12 @@ def test_every_task_a_service_sends_by_name_exists_and_has_a_queue():
     worker as unknown, and re-sent by the sweeper forever."""
     from django.conf import settings
 
+    from incidents.services.actions import SEND_TASK
     from incidents.services.attachments import ATTACH_TASK
     from incidents.services.declarations import START_TASK
     from portal.celery import app
 
     app.loader.import_default_modules()
-    for name in (START_TASK, ATTACH_TASK):
+    for name in (START_TASK, ATTACH_TASK, SEND_TASK):
         assert name in app.tasks
         assert settings.CELERY_TASK_ROUTES[name]["queue"] == "declarations"

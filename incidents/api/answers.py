@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from ninja import Schema
 from pydantic import Field, PlainSerializer, WithJsonSchema
 
-from ..models import Declaration, RelatedItem, ResponsePlan
+from ..models import Declaration, IncidentAction, RelatedItem, ResponsePlan
 from ..selectors.audit import declaration_audit_trail
 
 
@@ -72,6 +72,42 @@ class AuditEntry(Schema):
     action: str
 
 
+class IncidentActionOut(Schema):
+    """Something asked of a started incident through the portal, and whether it reached AWS."""
+
+    id: str = Field(pattern=r"^[0-9]+$")
+    declaration_id: str = Field(pattern=r"^[0-9]+$")
+    kind: Literal[tuple(IncidentAction.Kind.values)] = Field(  # type: ignore[valid-type]
+        description="note, related_items, update (title, impact, summary) or resolve."
+    )
+    state: Literal[tuple(IncidentAction.State.values)] = Field(  # type: ignore[valid-type]
+        description="queued → sent, or failed (with a reason)."
+    )
+    attempts: int = Field(ge=0, description="Attempts at the AWS calls so far.")
+    requested_by: str = Field(validation_alias="requested_by.get_username")
+    created_at: DateTime
+    sent_at: DateTime | None
+    failure: Failure | None = Field(description="Why it was not sent (state failed), else null.")
+    status_url: str = Field(description="Poll this for the outcome.")
+
+    @staticmethod
+    def resolve_id(action: IncidentAction) -> str:
+        return str(action.pk)
+
+    @staticmethod
+    def resolve_declaration_id(action: IncidentAction) -> str:
+        return str(action.declaration_id)
+
+    @staticmethod
+    def resolve_failure(action: IncidentAction) -> IncidentAction | None:
+        return action if action.state == IncidentAction.State.FAILED else None
+
+    @staticmethod
+    def resolve_status_url(action: IncidentAction, context: dict[str, Any]) -> str:
+        path = f"/api/declarations/{action.declaration_id}/actions/{action.pk}"
+        return context["request"].build_absolute_uri(path)
+
+
 class DeclarationOut(DeclarationSummary):
     updated_at: DateTime
     started_at: DateTime | None
@@ -88,6 +124,7 @@ class DeclarationOut(DeclarationSummary):
     attempts: int = Field(ge=0, description="StartIncident calls made so far.")
     related_items: list[RelatedItemOut]
     audit: list[AuditEntry] = Field(description="The audit trail, oldest first.")
+    actions: list[IncidentActionOut] = Field(description="Notes, items, changes and resolving asked of the incident.")
 
     @staticmethod
     def resolve_related_items(declaration: Declaration) -> list[RelatedItem]:
@@ -101,6 +138,10 @@ class DeclarationOut(DeclarationSummary):
     @staticmethod
     def resolve_failure(declaration: Declaration) -> Declaration | None:
         return declaration if declaration.state == Declaration.State.FAILED else None
+
+    @staticmethod
+    def resolve_actions(declaration: Declaration) -> list[IncidentAction]:
+        return list(declaration.actions.select_related("requested_by"))
 
     @staticmethod
     def resolve_audit(declaration: Declaration) -> list[Any]:

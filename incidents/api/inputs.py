@@ -63,7 +63,7 @@ def _invalid(message: str) -> PydanticCustomError:
     return PydanticCustomError("invalid", "{message}", {"message": message})
 
 
-def _errors_at(messages: dict[tuple[str, ...], str]) -> ValidationError:
+def errors_at(messages: dict[tuple[str, ...], str]) -> ValidationError:
     """Failures at places inside the model being validated; pydantic puts the model's own place in front."""
     return ValidationError.from_exception_data(
         "request", [InitErrorDetails(type=_invalid(text), loc=loc, input=None) for loc, text in messages.items()]
@@ -79,7 +79,7 @@ def _checked(check: Callable[[Any], Any], value: Any) -> Any:
     return value if result is None else result
 
 
-def _rule(check: Callable[[Any], Any]) -> AfterValidator:
+def rule(check: Callable[[Any], Any]) -> AfterValidator:
     return AfterValidator(lambda value: _checked(check, value))
 
 
@@ -122,7 +122,7 @@ class Strict(BaseModel):
             if key not in allowed
         }
         if unknown:
-            raise _errors_at(unknown)
+            raise errors_at(unknown)
         return {key: value for key, value in data.items() if value is not None}
 
 
@@ -189,7 +189,7 @@ class RelatedItem(Strict):
         try:
             validators.validate_related_item(kind=item.kind, value=item.value, title=item.title)
         except DjangoValidationError as exc:
-            raise _errors_at(
+            raise errors_at(
                 {
                     ("title",) if part == "title" else ("identifier", "value", member): " ".join(
                         message for error in errors for message in error.messages
@@ -207,7 +207,7 @@ class RelatedItem(Strict):
         return RelatedItemInput(kind=kind, title=(self.title or "").strip(), value=value)
 
 
-def _at_most_items(value: Any) -> Any:
+def at_most_items(value: Any) -> Any:
     # Counted before the items are checked one by one: 500 items get one message, not 500.
     if isinstance(value, list) and len(value) > validators.RELATED_ITEMS_MAX:
         raise _invalid(validators.MESSAGES["too_many_items"].format(limit=validators.RELATED_ITEMS_MAX))
@@ -215,21 +215,21 @@ def _at_most_items(value: Any) -> Any:
 
 
 class TriggerDetails(Strict):
-    source: Annotated[Text, _rule(validators.validate_trigger_source)] = Field(
+    source: Annotated[Text, rule(validators.validate_trigger_source)] = Field(
         description="Who triggered it, reverse-DNS style (com.example.alerting); must not start with `aws.`.",
         json_schema_extra={"minLength": 1, "maxLength": validators.TRIGGER_SOURCE_MAX_LENGTH},
     )
-    timestamp: Annotated[Text, _rule(validators.validate_trigger_timestamp)] = Field(
+    timestamp: Annotated[Text, rule(validators.validate_trigger_timestamp)] = Field(
         description="When it was triggered: ISO 8601 with a time zone, at most a day ahead.",
         json_schema_extra={"format": "date-time"},
     )
-    raw_data: Annotated[Text, _rule(validators.validate_trigger_raw_data)] | None = Field(
+    raw_data: Annotated[Text, rule(validators.validate_trigger_raw_data)] | None = Field(
         None,
         alias="rawData",
         description="The trigger's raw data, e.g. the alarm's JSON.",
         json_schema_extra={"maxLength": validators.TRIGGER_RAW_DATA_MAX_LENGTH},
     )
-    trigger_arn: Annotated[Text, _rule(validators.validate_trigger_arn)] | None = Field(
+    trigger_arn: Annotated[Text, rule(validators.validate_trigger_arn)] | None = Field(
         None,
         alias="triggerArn",
         description="The ARN of what triggered it, e.g. a CloudWatch alarm.",
@@ -241,7 +241,7 @@ class TriggerDetails(Strict):
         try:
             validators.validate_trigger_fits(source=self.source, raw_data=self.raw_data or "")
         except DjangoValidationError as exc:
-            raise _errors_at({("rawData",): " ".join(exc.messages)}) from None
+            raise errors_at({("rawData",): " ".join(exc.messages)}) from None
         return self
 
 
@@ -253,10 +253,10 @@ def _impact_start(value: str) -> str:
 
 ClientToken = Annotated[
     Text,
-    _rule(validators.validate_client_token),
+    rule(validators.validate_client_token),
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": validators.CLIENT_TOKEN_MAX_LENGTH}),
 ]
-Impact = Annotated[StrictInt, _rule(lambda impact: DeclarationForm.base_fields["impact"].clean(str(impact)))]
+Impact = Annotated[StrictInt, rule(lambda impact: DeclarationForm.base_fields["impact"].clean(str(impact)))]
 
 
 class StartIncidentRequest(Strict):
@@ -267,7 +267,7 @@ class StartIncidentRequest(Strict):
         description="The ARN of the response plan that pre-defines summary, chat channels, SNS topics, runbooks, "
         "title and impact of the incident. It must be one of the plans `GET /api/responsePlans` lists for you.",
     )
-    title: Annotated[Text, _rule(DeclarationForm.base_fields["title"].clean)] | None = Field(
+    title: Annotated[Text, rule(DeclarationForm.base_fields["title"].clean)] | None = Field(
         None,
         description="Overwrites the response plan's title; leave out for the plan's.",
         json_schema_extra={"maxLength": validators.TITLE_MAX_LENGTH},
@@ -279,7 +279,7 @@ class StartIncidentRequest(Strict):
         "impacted yet), 5 no impact (urgent action needed to avoid impact). Leave out for the plan's.",
         json_schema_extra={"minimum": 1, "maximum": 5},
     )
-    related_items: Annotated[list[RelatedItem], BeforeValidator(_at_most_items)] | None = Field(
+    related_items: Annotated[list[RelatedItem], BeforeValidator(at_most_items)] | None = Field(
         None,
         alias="relatedItems",
         description="Links and AWS resources for responders. Files can be attached in the web form only; "
@@ -303,7 +303,7 @@ class StartIncidentRequest(Strict):
         "start with `aws.` nor be the portal's own.",
     )
 
-    impact_started_at: Annotated[Text, _rule(_impact_start)] | None = Field(
+    impact_started_at: Annotated[Text, rule(_impact_start)] | None = Field(
         None,
         alias="impactStartedAt",
         description="When customers began to be hurt, if before now: ISO 8601 with a time zone, in the past, at most "
@@ -330,7 +330,7 @@ class StartIncidentRequest(Strict):
             message = validators.MESSAGES["drill_title_too_long"]
             messages[("title",)] = message.format(limit=validators.DRILL_TITLE_MAX_LENGTH, length=len(self.title or ""))
         if messages:
-            raise _errors_at(messages)
+            raise errors_at(messages)
         return self
 
     def impact_start(self) -> datetime | None:

@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
 
 from ..selectors.impacts import impact_levels
 from .envelope import ERRORS, ApiError
@@ -153,7 +154,9 @@ def reference(request: HttpRequest) -> HttpResponse:
     )
 
 
+@csrf_exempt
 @login_not_required
 def not_found(request: HttpRequest) -> HttpResponse:
-    """Anything else under /api/ answers in the envelope, never with the HTML 404 page or a login redirect."""
+    """Anything else under /api/ answers in the envelope, never with the HTML 404 page or a login redirect (nor the
+    CSRF failure page a POST or PATCH without a session's cookie would get: this view changes nothing)."""
     return ApiError("NOT_FOUND", f"There is no API endpoint at {request.path}; see /api/docs/.").response()

@@ -126,7 +126,7 @@ def start_incident(
     response: HttpResponse,
     idempotency_key: ClientToken | None = Header(None, alias="Idempotency-Key", description="Same as clientToken."),
 ) -> Status:
-    key = _idempotency_key(request, body=payload.client_token, header=idempotency_key)
+    key = idempotency_key_for(request, body=payload.client_token, header=idempotency_key)
     try:
         declaration, created = declaration_create(
             declared_by=request.user,
@@ -157,13 +157,16 @@ def start_incident(
     return Status(202 if created else 200, success(declaration))
 
 
-def _idempotency_key(request: HttpRequest, *, body: str | None, header: str | None) -> str | None:
+def idempotency_key_for(request: HttpRequest, *, body: str | None, header: str | None) -> str | None:
     if body and header and body != header:
         message = "The Idempotency-Key header and clientToken differ; send one of them, or the same value in both."
         raise ApiError("VALIDATION_ERROR", "Invalid request parameters; see details.", details={"clientToken": message})
     key = body or header
     # Keys are unique across callers in the database, so each is stored under its caller's id.
     return f"api:{request.user.pk}:{hashlib.sha256(key.encode()).hexdigest()}" if key else None
+
+
+# The same rules for the operations on a started incident (api/actions.py).
 
 
 @api.get(

@@ -78,6 +78,18 @@ def start_incident_limits() -> dict[str, Any]:
     }
 
 
+@functools.cache
+def incident_action_limits() -> dict[str, int]:
+    """Limits of what the portal sends to a started incident (UpdateIncidentRecord, CreateTimelineEvent)."""
+    model = botocore.session.get_session().get_service_model("ssm-incidents")
+    update = model.operation_model("UpdateIncidentRecord").input_shape.members
+    event = model.operation_model("CreateTimelineEvent").input_shape.members
+    return {
+        "summary_max_length": update["summary"].metadata["max"],
+        "event_data_max_length": event["eventData"].metadata["max"],
+    }
+
+
 # --- Clients -----------------------------------------------------------------------------------------
 
 _clients: dict[str, Any] = {}
@@ -304,6 +316,23 @@ def add_related_item(*, incident_record_arn: str, item: dict[str, Any], client_t
         )
     except (ClientError, BotoCoreError) as exc:
         raise _translate(exc) from exc
+
+
+def update_incident_record(*, request: dict[str, Any]) -> None:
+    """UpdateIncidentRecord with a complete request (arn, clientToken and the fields to change)."""
+    try:
+        _client("ssm-incidents").update_incident_record(**request)
+    except (ClientError, BotoCoreError) as exc:
+        raise _translate(exc) from exc
+
+
+def create_timeline_event(*, request: dict[str, Any]) -> str:
+    """CreateTimelineEvent with a complete request (its clientToken included); returns the event's id."""
+    try:
+        response = _client("ssm-incidents").create_timeline_event(**request)
+    except (ClientError, BotoCoreError) as exc:
+        raise _translate(exc) from exc
+    return response["eventId"]
 
 
 def ping(*, timeout: float) -> None:

@@ -131,3 +131,28 @@ def attachment_key(*, client_token: str, position: int, file_name: str) -> str:
 
 def s3_object_arn(*, bucket: str, key: str) -> str:
     return f"arn:aws:s3:::{bucket}/{key}"
+
+
+# --- What is sent to a started incident (services/action_sending.py) ----------------------------------------
+
+# The event type AWS's console gives the notes people write on the timeline.
+NOTE_EVENT_TYPE = "Custom Event"
+
+
+def timeline_note_request(
+    *, incident_record_arn: str, client_token: str, text: str, author: str, at: datetime
+) -> dict[str, Any]:
+    """CreateTimelineEvent for a person's note: a custom event naming its author, at the moment it was written (the
+    same on every attempt, so that the client token always carries the same request). eventData is a JSON string."""
+    return {
+        "incidentRecordArn": incident_record_arn,
+        "clientToken": client_token,
+        "eventTime": at,
+        "eventType": NOTE_EVENT_TYPE,
+        "eventData": json.dumps(f"{text.strip()}\n— {author}, via the incident portal", ensure_ascii=False),
+    }
+
+
+def incident_update_request(*, arn: str, client_token: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """UpdateIncidentRecord for the fields that change (title, impact, summary, status)."""
+    return {"arn": arn, "clientToken": client_token, **changes}

@@ -12,7 +12,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .. import metrics
-from ..models import AttachmentState, Declaration, RelatedItem
+from ..models import AttachmentState, Declaration, IncidentAction, RelatedItem
+from .actions import incident_action_dispatch
 from .attachments import attachments_dispatch
 from .audit import audit_record
 from .declarations import declaration_dispatch
@@ -25,17 +26,19 @@ class SweepResult:
     queued: list[int] = field(default_factory=list)
     starting: list[int] = field(default_factory=list)
     attachments: list[int] = field(default_factory=list)
+    actions: list[int] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return len(self.queued) + len(self.starting) + len(self.attachments)
+        return len(self.queued) + len(self.starting) + len(self.attachments) + len(self.actions)
 
 
 def declarations_sweep(*, now: datetime | None = None) -> SweepResult:
     """Re-dispatch work whose message may be lost: the declaration row, not the broker, is the source of truth.
 
     Picks declarations queued but never (or too long ago) handed to a worker, declarations starting for too long
-    (a lost worker or a Redis restart took their message), and started incidents with files still pending.
+    (a lost worker or a Redis restart took their message), started incidents with files still pending, and incident
+    actions (notes, items, updates, resolving) still queued with no attempt for as long.
     `SKIP LOCKED` lets any number of sweepers (and workers) run at once without waiting on or repeating each other.
     """
     now = now or timezone.now()
@@ -90,18 +93,48 @@ def declarations_sweep(*, now: datetime | None = None) -> SweepResult:
         Declaration.objects.filter(pk__in=result.attachments).update(updated_at=now)
         for declaration_id in result.attachments:
             transaction.on_commit(functools.partial(attachments_dispatch, declaration_id=declaration_id))
+        _actions_sweep(result, now=now, queued_before=queued_before)
     for kind, redispatched in (
         ("queued", result.queued),
         ("starting", result.starting),
         ("attachments", result.attachments),
+        ("actions", result.actions),
     ):
         metrics.SWEEPER_REDISPATCHES.labels(kind=kind).inc(len(redispatched))
     if result.total:
         logger.info(
-            "sweeper re-dispatched %s queued, %s starting, %s with pending files",
+            "sweeper re-dispatched %s queued, %s starting, %s with pending files, %s incident actions",
             len(result.queued),
             len(result.starting),
             len(result.attachments),
+            len(result.actions),
             extra={"event": "declarations.swept", "count": result.total},
         )
     return result
+
+
+def _actions_sweep(result: SweepResult, *, now: datetime, queued_before: datetime) -> None:
+    """Incident actions still queued whose message may be lost (never handed over, or no attempt for a while)."""
+    stuck = list(
+        IncidentAction.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("declaration")
+        .filter(state=IncidentAction.State.QUEUED, created_at__lt=queued_before)
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=queued_before))
+        .order_by("created_at", "id")[: settings.PORTAL_SWEEP_BATCH]
+    )
+    for action in stuck:
+        audit_record(
+            action="incident_action.redispatched",
+            declaration=action.declaration,
+            details={
+                "action": action.pk,
+                "kind": action.kind,
+                "attempt": action.attempts,
+                "client_token": action.client_token,
+                "stuck_since": action.dispatched_at or action.created_at,
+            },
+        )
+    result.actions = [action.pk for action in stuck]
+    IncidentAction.objects.filter(pk__in=result.actions).update(dispatched_at=now, updated_at=now)
+    for action_id in result.actions:
+        transaction.on_commit(functools.partial(incident_action_dispatch, action_id=action_id))

@@ -23,6 +23,7 @@ from ..selectors.declarations import declaration_get_for
 from ..services import declarations as declaration_services
 from ..services.attachments import related_item_download_url
 from .access import declarer_required
+from .incident_actions import incident_actions_context
 
 AWS_CONSOLE_URL = "https://console.aws.amazon.com/systems-manager/incidents/home"
 # The console's host in each AWS partition (the ARN's second field).
@@ -181,6 +182,7 @@ def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpRespo
         # The live status: re-rendered without its polling trigger once the declaration is final and no file is
         # waiting; the audit trail and the related items ride along out of band.
         return render(request, "incidents/declaration_detail.html#status", {**context, "refresh_audit": True})
+    context.update(incident_actions_context(request, declaration))
     return render(request, "incidents/declaration_detail.html", context)
 
 

@@ -262,6 +262,8 @@ def _plan_context(request: PortalRequest, plan: ResponsePlan | None) -> dict:
             for declaration in recent.openable
         ],
         "recent_total": recent.total,
+        # Started ones can be joined instead (views/incident_actions.incident_join).
+        "recent_joinable": any(declaration.state == Declaration.State.STARTED for declaration in recent.openable),
         "recent_others": recent.others,
         "recent_others_started": recent.others_started,
         "recent_others_age": _age(now - recent.others_latest) if recent.others_latest else "",

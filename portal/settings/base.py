@@ -228,6 +228,7 @@ CELERY_TASK_ROUTES = {
     "incidents.tasks.start_declaration": {"queue": "declarations"},
     "incidents.tasks.sync_response_plans": {"queue": "default"},
     "incidents.tasks.attach_pending_files": {"queue": "declarations"},
+    "incidents.tasks.send_incident_action": {"queue": "declarations"},
     "incidents.tasks.sweep_declarations": {"queue": "default"},
     "incidents.tasks.record_worker_heartbeat": {"queue": "default"},
     "incidents.tasks.publish_audit_head": {"queue": "default"},

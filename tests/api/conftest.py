@@ -27,6 +27,11 @@ class ApiClient:
         data = raw if raw is not None else json.dumps(body)
         return self.client.post(path, data=data, content_type=content_type, headers=self._headers(headers))
 
+    def patch(self, path: str, body=None, **headers):
+        return self.client.patch(
+            path, data=json.dumps(body), content_type="application/json", headers=self._headers(headers)
+        )
+
     def get(self, path: str, **headers):
         return self.client.get(path, headers=self._headers(headers))
 

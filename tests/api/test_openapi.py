@@ -54,7 +54,11 @@ def test_every_api_endpoint_is_documented_with_its_methods_and_nothing_else():
     assert set(documented) == api_routes()
     assert documented == {
         "/api/startIncident": {"post"},
-        "/api/declarations/{id}": {"get"},
+        "/api/declarations/{id}": {"get", "patch"},
+        "/api/declarations/{id}/notes": {"post"},
+        "/api/declarations/{id}/relatedItems": {"post"},
+        "/api/declarations/{id}/resolve": {"post"},
+        "/api/declarations/{id}/actions/{action_id}": {"get"},
         "/api/responsePlans": {"get"},
     }
 

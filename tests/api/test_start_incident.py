@@ -252,9 +252,9 @@ def test_an_oversized_body_gets_413(api, plans, settings):
         ("get", "/api/startIncident", "POST"),
         ("put", "/api/startIncident", "POST"),
         ("post", "/api/responsePlans", "GET"),
-        ("delete", "/api/declarations/1", "GET"),
+        ("delete", "/api/declarations/1", "PATCH, GET"),
         ("options", "/api/responsePlans", "GET"),
-        ("head", "/api/declarations/1", "GET"),
+        ("head", "/api/declarations/1", "PATCH, GET"),
     ],
 )
 def test_wrong_methods_get_405_with_allow(api, method, path, allow):

@@ -1,0 +1,108 @@
+"""Joining an incident from the declare page instead of declaring it again: the person's typed items and note go to
+the incident already started; nothing new is started."""
+
+import json
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from incidents.models import Declaration, RelatedItem
+from incidents.services.declarations import declaration_create
+from tests.helpers import declare_post, pretend_started, started_declaration, upload, wait_for_action
+
+
+def join_url(declaration: Declaration) -> str:
+    return reverse("incidents:declaration-join", kwargs={"declaration_id": declaration.pk})
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker")
+def test_joining_adds_the_typed_items_and_note_to_the_started_incident_and_starts_nothing(
+    support_client, support_user, plans, sandbox, ssm_incidents
+):
+    plan = plans["website-outage"]
+    declaration = started_declaration(declared_by=support_user, plan=plan)
+    starts = len(sandbox.calls("StartIncident"))
+    page = support_client.get("/declare/", {"plan": plan.name}).content.decode()
+    assert f'formaction="{join_url(declaration)}"' in page
+    assert 'name="join_note"' in page
+
+    data = declare_post(
+        plan,
+        title="Checkout broken again",
+        items=[
+            {"kind": "link", "value": "https://status.example.com/checkout", "title": "Status"},
+            {"kind": "file", "file": upload("errors.txt", b"500 500 500\n")},
+        ],
+    )
+    response = support_client.post(join_url(declaration), {**data, "join_note": "EU customers see 500s"})
+
+    assert response.status_code == 302
+    assert response["Location"] == declaration.get_absolute_url() + "#incident-actions"
+    note, items = sorted(declaration.actions.all(), key=lambda action: action.kind)
+    assert (note.kind, items.kind) == ("note", "related_items")
+    for action in (note, items):
+        assert wait_for_action(action, "sent", "failed").state == "sent", action.failure_reason
+    # Nothing new: no declaration, no StartIncident.
+    assert Declaration.objects.count() == 1
+    assert len(sandbox.calls("StartIncident")) == starts
+    events = sandbox.server.emulator.timeline[declaration.incident_record_arn]
+    notes = [json.loads(event["eventData"]) for event in events if event["eventType"] == "Custom Event"]
+    assert notes == ["EU customers see 500s\n— sam.support, via the incident portal"]
+    related = ssm_incidents.list_related_items(incidentRecordArn=declaration.incident_record_arn)["relatedItems"]
+    file_item = declaration.related_items.get(kind=RelatedItem.Kind.FILE)
+    assert [item["identifier"]["value"] for item in related] == [
+        {"url": "https://status.example.com/checkout"},
+        {"arn": file_item.value},
+    ]
+
+
+@pytest.fixture
+def started(db, support_user, plans) -> Declaration:
+    declaration, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title="Down")
+    return pretend_started(declaration)
+
+
+def test_joining_twice_with_the_same_form_queues_once(started, support_client, plans):
+    data = {**declare_post(plans["website-outage"], items=[{"value": "https://a.example.com"}]), "join_note": ""}
+
+    assert support_client.post(join_url(started), data).status_code == 302
+    assert support_client.post(join_url(started), data).status_code == 302
+
+    assert started.actions.count() == 2
+    note = started.actions.get(kind="note")
+    # Without a note of their own, responders still learn that someone joined, and with which title.
+    assert note.payload["text"].startswith("Was about to declare this incident again")
+
+
+def test_only_started_declarations_the_person_may_open_offer_the_join(support_client, support_user, plans, started):
+    plan = plans["website-outage"]
+    queued, _ = declaration_create(declared_by=support_user, response_plan=plan, title="Queued one")
+    page = support_client.get("/declare/", {"plan": plan.name}).content.decode()
+    assert f'formaction="{join_url(started)}"' in page
+    assert f'formaction="{join_url(queued)}"' not in page
+
+
+def test_someone_who_may_not_open_the_declaration_cannot_join_it(started, other_support_user, plans):
+    other = Client()
+    other.force_login(other_support_user)
+    page = other.get("/declare/", {"plan": plans["website-outage"].name}).content.decode()
+    assert join_url(started) not in page
+
+    response = other.post(join_url(started), {**declare_post(plans["website-outage"]), "join_note": "Me too"})
+
+    assert response.status_code == 404
+    assert not started.actions.exists()
+
+
+def test_invalid_items_come_back_on_the_incidents_own_forms(started, support_client, plans):
+    data = declare_post(plans["website-outage"], items=[{"value": "ftp://files.example.com/x", "title": "Logs"}])
+
+    response = support_client.post(join_url(started), {**data, "join_note": "Also broken"})
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "Only http:// and https://" in page
+    assert "Logs ftp://files.example.com/x" in page and "Also broken" in page
+    assert not started.actions.exists()
