@@ -54,6 +54,7 @@ def declaration_list(request: PortalRequest) -> HttpResponse:
                 "state": "-state" if current_sort == "state" else "state",
             },
             "filtered": any(request.GET.get(name) for name in form.fields if name != "sort"),
+            "time_zone": timezone.get_current_timezone_name(),
             # The key of the plan filter's cached <select> (declaration_list.html): the plans' last change, and which
             # plans this person's list holds (every plan for managers; for others, it differs from person to person).
             "plans_version": response_plans_version(),
@@ -74,7 +75,10 @@ def declaration_export(request: PortalRequest) -> HttpResponse | StreamingHttpRe
         )
         return HttpResponse(f"Fix the filters first. {errors}", status=400, content_type="text/plain")
     lines = declarations_export_csv(
-        user=request.user, filters=form.filters(), chunk_size=settings.PORTAL_EXPORT_CHUNK_SIZE
+        user=request.user,
+        filters=form.filters(),
+        chunk_size=settings.PORTAL_EXPORT_CHUNK_SIZE,
+        site_url=request.build_absolute_uri("/"),
     )
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
