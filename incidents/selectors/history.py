@@ -130,7 +130,8 @@ def declarations_page(
     if edge is None and not more:
         count = len(rows)  # the whole result is on this page: no need to ask again
     else:
-        count = declarations_filtered(user=user, filters=filters).order_by()[: COUNT_LIMIT + 1].count()
+        matching = declarations_filtered(user=user, filters=filters).select_related(None).order_by()
+        count = matching[: COUNT_LIMIT + 1].count()
     return HistoryPage(
         rows=rows,
         next_cursor=_cursor_for(rows[-1], sort_key) if rows and has_next else None,
