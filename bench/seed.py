@@ -23,7 +23,8 @@ DECLARATIONS_SQL = """
 INSERT INTO incidents_declaration (
     declared_by_id, response_plan_id, title, impact, effective_title, effective_impact, source, state,
     client_token, idempotency_key, request_fingerprint, incident_record_arn, failure_code, failure_reason,
-    attempts, aws_request, aws_response, trigger_details, created_at, updated_at, dispatched_at, started_at
+    attempts, aws_request, aws_response, trigger_details, created_at, updated_at, dispatched_at, started_at,
+    is_drill, aws_status, resolved_at
 )
 SELECT
     users[1 + g %% cardinality(users)],
@@ -44,7 +45,11 @@ SELECT
     now() - g * interval '63 seconds',
     now() - g * interval '63 seconds',
     now() - g * interval '63 seconds',
-    now() - g * interval '63 seconds' + interval '20 milliseconds'
+    now() - g * interval '63 seconds' + interval '20 milliseconds',
+    -- One declaration in 500 a drill; the started ones open for their first day, resolved after.
+    g %% 500 = 0,
+    CASE WHEN g %% 37 = 0 THEN '' WHEN g < 1400 THEN 'OPEN' ELSE 'RESOLVED' END,
+    CASE WHEN g %% 37 = 0 OR g < 1400 THEN NULL ELSE now() - g * interval '63 seconds' + interval '2 hours' END
 FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g,
      (SELECT array_agg(id ORDER BY id) AS plans FROM incidents_responseplan) AS p,
      (SELECT array_agg(id ORDER BY id) AS users FROM auth_user) AS u,

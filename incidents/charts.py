@@ -53,7 +53,13 @@ def nice_ceiling(value: int) -> int:
 
 
 def columns_over_time(
-    periods: list[date], counts: dict[date, dict[int, int]], *, bucket: str, width: int = 760, height: int = 260
+    periods: list[date],
+    counts: dict[date, dict[int, int]],
+    *,
+    bucket: str,
+    width: int = 760,
+    height: int = 260,
+    max_x_labels: int = 10,
 ) -> Chart:
     """Stacked columns: one per day (or week), split by impact, most severe at the bottom."""
     left, right, top, bottom = 44, width - 8, 12, height - 28
@@ -67,7 +73,7 @@ def columns_over_time(
         chart.y_ticks.append(Tick(position=bottom - value * scale, label=f"{int(value)}"))
     slot = (right - left) / max(len(periods), 1)
     bar_width = max(slot * 0.75, 1)
-    label_every = max(1, math.ceil(len(periods) / 10))
+    label_every = max(1, math.ceil(len(periods) / max_x_labels))
     for index, period in enumerate(periods):
         x = left + index * slot + (slot - bar_width) / 2
         y: float = bottom
@@ -86,9 +92,17 @@ def columns_over_time(
     return chart
 
 
-def bars_per_plan(rows: list[tuple[str, dict[int, int], int]], *, width: int = 760, row_height: int = 30) -> Chart:
-    """Horizontal stacked bars: one per response plan, split by impact."""
-    left, right, top = 210, width - 50, 6
+def bars_per_plan(
+    rows: list[tuple[str, dict[int, int], int]],
+    *,
+    width: int = 760,
+    row_height: int = 30,
+    label_width: int = 210,
+    label_length: int = 30,
+) -> Chart:
+    """Horizontal stacked bars: one per response plan, split by impact; labels of at most `label_length` characters
+    in the `label_width` on the left."""
+    left, right, top = label_width, width - 50, 6
     height = top + max(len(rows), 1) * row_height + 6
     chart = Chart(width=width, height=height, plot_left=left, plot_right=right, plot_top=top, plot_bottom=height - 6)
     # No axis here (each bar is labelled with its total), so the longest bar may fill the width.
@@ -105,6 +119,8 @@ def bars_per_plan(rows: list[tuple[str, dict[int, int], int]], *, width: int = 7
             chart.bars.append(Bar(x, y + 4, bar_width, row_height - 8, impact, name))
             x += bar_width
         middle = y + row_height / 2
-        chart.row_labels.append(Tick(position=middle, label=label if len(label) <= 30 else label[:29] + "…"))
+        chart.row_labels.append(
+            Tick(position=middle, label=label if len(label) <= label_length else label[: label_length - 1] + "…")
+        )
         chart.totals.append(Tick(position=middle, label=str(total), x=x + 6))
     return chart

@@ -181,6 +181,10 @@ class Declaration(models.Model):
             models.Index(fields=["effective_impact", "-created_at", "-id"], name="declaration_impact_created"),
             models.Index(fields=["declared_by", "-created_at", "-id"], name="declaration_declarer_created"),
             models.Index(fields=["aws_status", "-created_at", "-id"], name="declaration_aws_status_created"),
+            # Drills are few: the history's "only drills" walks this small index, never the whole table.
+            models.Index(
+                fields=["-created_at", "-id"], condition=models.Q(is_drill=True), name="declaration_drill_created"
+            ),
             # Title search (Django's icontains is UPPER(…) LIKE UPPER(…)) through trigrams instead of a table scan;
             # PostgreSQL only (migration 0003).
             GinIndex(OpClass(Upper("effective_title"), name="gin_trgm_ops"), name="declaration_title_trgm"),

@@ -216,7 +216,7 @@ def test_titles_and_plan_names_show_as_text_not_markup(manager_client, plans, su
     html = manager_client.get("/declarations/").content.decode()
     assert "<script>alert" not in html and "<b>" not in html
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; checkout</a>" in html
-    assert "<td>Web &lt;b&gt;&quot;down&quot;&lt;/b&gt; &amp; co</td>" in html
+    assert 'data-label="Response plan">Web &lt;b&gt;&quot;down&quot;&lt;/b&gt; &amp; co</td>' in html
     assert f'<option value="{plan.pk}">Web &lt;b&gt;&quot;down&quot;&lt;/b&gt; &amp; co</option>' in html
 
 

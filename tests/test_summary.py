@@ -23,11 +23,12 @@ def test_summary_draws_both_charts_with_accessible_names_and_tables(manager_clie
     assert response.status_code == 200
     html = response.content.decode()
     assert "3 declarations from" in html
-    assert html.count('<svg class="chart"') == 2
-    assert html.count('role="img" aria-labelledby=') == 2
-    assert '<title id="time-title">' in html and '<desc id="plan-desc">' in html
+    # Each chart twice: drawn for wide screens and for phones (the stylesheet shows one), with ids of their own.
+    assert html.count('<svg class="chart chart-wide"') == 2 and html.count('<svg class="chart chart-narrow"') == 2
+    assert html.count('role="img" aria-labelledby=') == 4
+    assert '<title id="time-title-wide">' in html and '<desc id="plan-desc-narrow">' in html
     # One coloured segment per (day, impact) and per (plan, impact) with a count.
-    assert len(re.findall(r'<rect class="impact-fill-\d"', html)) == 3 + 3
+    assert len(re.findall(r'<rect class="impact-fill-\d"', html)) == 2 * (3 + 3)
     assert "Website outage: 1 × 1 – Critical" in html
     # The text alternative holds the same numbers.
     cells = '<td class="number">1</td><td class="number">0</td><td class="number">1</td>'
@@ -141,6 +142,13 @@ def test_drills_stay_out_of_the_summarys_figures_unless_asked_for(manager_client
     assert summary.total == 3
     assert {row.plan: row.count for row in summary.durations} == {"Website outage": 2, "Payments degraded": 1}
     assert "drills included" in with_drills.content.decode()
+    # Its "See these declarations" leads to a history that includes them too (the history leaves drills out).
+    see_these = with_drills.content.decode().split("See these declarations")[0].rsplit('href="', 1)[1]
+    assert "drills=include" in see_these
+    assert (
+        "<strong>3 declarations</strong>"
+        in manager_client.get(see_these.split('"')[0].replace("&amp;", "&")).content.decode()
+    )
 
 
 def test_durations_read_as_people_read_them():

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from .. import validators
 from ..models import Declaration, Impact
-from ..selectors.history import DEFAULT_SORT, HistoryFilters
+from ..selectors.history import DEFAULT_SORT, DRILLS_EXCLUDE, DRILLS_INCLUDE, DRILLS_ONLY, HistoryFilters
 from ..selectors.plans import response_plan_choices
 
 SORT_CHOICES = [
@@ -18,6 +18,12 @@ SORT_CHOICES = [
     ("-impact", "Least severe first"),
     ("state", "State (A–Z)"),
     ("-state", "State (Z–A)"),
+]
+
+DRILL_CHOICES = [
+    (DRILLS_EXCLUDE, "Leave out drills"),
+    (DRILLS_INCLUDE, "Include drills"),
+    (DRILLS_ONLY, "Only drills"),
 ]
 
 SEARCH_MIN_LENGTH = 3
@@ -64,6 +70,13 @@ class HistoryFilterForm(forms.Form):
         strip=True,
         widget=forms.TextInput(attrs={"placeholder": "username", "autocomplete": "off"}),
     )
+    aws_status = forms.ChoiceField(
+        required=False,
+        label="AWS status",
+        choices=[("", "Any AWS status"), *Declaration.AwsStatus.choices],
+        widget=forms.Select,
+    )
+    drills = forms.ChoiceField(required=False, label="Drills", choices=DRILL_CHOICES, widget=forms.Select)
     date_from = date_field(label="From")
     date_to = date_field(label="To")
     sort = forms.ChoiceField(required=False, choices=SORT_CHOICES, widget=forms.Select)
@@ -101,6 +114,8 @@ class HistoryFilterForm(forms.Form):
             date_from=valid.get("date_from"),
             date_to=valid.get("date_to"),
             search=valid.get("q") or "",
+            aws_status=valid.get("aws_status") or "",
+            drills=valid.get("drills") or DRILLS_EXCLUDE,
             sort=valid.get("sort") or DEFAULT_SORT,
         )
 

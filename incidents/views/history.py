@@ -54,6 +54,7 @@ def declaration_list(request: PortalRequest) -> HttpResponse:
                 "state": "-state" if current_sort == "state" else "state",
             },
             "filtered": any(request.GET.get(name) for name in form.fields if name != "sort"),
+            "time_zone": timezone.get_current_timezone_name(),
             # The key of the plan filter's cached <select> (declaration_list.html): the plans' last change, and which
             # plans this person's list holds (every plan for managers; for others, it differs from person to person).
             "plans_version": response_plans_version(),
@@ -74,7 +75,10 @@ def declaration_export(request: PortalRequest) -> HttpResponse | StreamingHttpRe
         )
         return HttpResponse(f"Fix the filters first. {errors}", status=400, content_type="text/plain")
     lines = declarations_export_csv(
-        user=request.user, filters=form.filters(), chunk_size=settings.PORTAL_EXPORT_CHUNK_SIZE
+        user=request.user,
+        filters=form.filters(),
+        chunk_size=settings.PORTAL_EXPORT_CHUNK_SIZE,
+        site_url=request.build_absolute_uri("/"),
     )
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
@@ -104,6 +108,14 @@ def declaration_summary(request: PortalRequest) -> HttpResponse:
             "impacts": [(impact.value, impact.label) for impact in Impact],
             "time_chart": charts.columns_over_time(summary.periods, summary.by_period, bucket=summary.bucket),
             "plan_chart": charts.bars_per_plan(summary.by_plan),
+            # Drawn for a phone's width, so that its text is as large on screen as it is in the drawing (the wide
+            # chart shrunk to 360 px had 5 px labels); the stylesheet shows one or the other.
+            "time_chart_narrow": charts.columns_over_time(
+                summary.periods, summary.by_period, bucket=summary.bucket, width=360, height=240, max_x_labels=4
+            ),
+            "plan_chart_narrow": charts.bars_per_plan(
+                summary.by_plan, width=360, row_height=34, label_width=140, label_length=18
+            ),
             "time_rows": [
                 (period, [summary.by_period[period].get(impact.value, 0) for impact in Impact])
                 for period in summary.periods

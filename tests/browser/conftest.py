@@ -70,7 +70,7 @@ def _login(context, client, user, live_server) -> None:
 
 
 def _new_page(request, browser, client, user, live_server, **context_options):
-    context = browser.new_context(viewport={"width": 1100, "height": 900}, **context_options)
+    context = browser.new_context(**{"viewport": {"width": 1100, "height": 900}, **context_options})
     context.set_default_timeout(10_000)
     _login(context, client, user, live_server)
     page = context.new_page()
