@@ -475,7 +475,10 @@
 
   function init({ afterSwap = false } = {}) {
     if (!loadRules()) return;
-    $$("[data-item-row]").forEach(syncRow);
+    $$("[data-item-row]").forEach((row) => {
+      syncRow(row);
+      showDetectedKind(row);
+    });
     applyPlan({ initial: true });
     checkCounts();
     showDeclaredFromHere();
@@ -697,6 +700,9 @@
     if (!rules || !document.getElementById("attach-zone")) return;
     const files = Array.from(event.clipboardData?.files || []);
     if (!files.length) return;
+    // Text copied from office programs carries a picture of itself too: into a text field, the text is what is meant.
+    const intoText = event.target.matches?.("input:not([type=file]), textarea");
+    if (intoText && event.clipboardData.types.includes("text/plain")) return;
     event.preventDefault();
     attachFiles(files, { pasted: true });
   });

@@ -83,6 +83,7 @@ def test_the_trained_path_takes_at_most_7_interactions_with_declare_in_view(page
     expect(page.locator("#declare-summary")).to_contain_text("Checkout returns 500 for all customers")
     expect(declare).to_be_in_viewport(ratio=1)
     screenshot(page, "quick-01-trained-path-filled", full_page=False)
+    assert_accessible(page, "declare page filled in, with the bar beside Declare")
 
     person._reach(declare, "declare")
     started_at = time.monotonic()
@@ -173,11 +174,21 @@ def test_several_files_are_attached_at_once_by_choosing_dropping_or_pasting(page
     )
     expect(labels).to_have_count(4)
     expect(labels.nth(3)).to_have_text(re.compile(r"^screenshot-\d{8}-\d{6}\.png · 10 bytes$"))
+    # Text copied from an office program carries a picture of itself: pasted into a field, it is text, not a file.
+    page.evaluate(
+        """() => {
+            const data = new DataTransfer();
+            data.setData("text/plain", "Checkout down");
+            data.items.add(new File([new Uint8Array([137, 80, 78, 71])], "image.png", {type: "image/png"}));
+            document.querySelector("#id_title").dispatchEvent(
+                new ClipboardEvent("paste", {clipboardData: data, bubbles: true, cancelable: true}));
+        }"""
+    )
+    expect(labels).to_have_count(4)
     expect(page.locator("#item-counts")).to_have_text("4 of 100 items · 4 of 10 files")
     assert_accessible(page, "declare page with attached files")
 
     # A mistake elsewhere brings the form back with every file still attached.
-    page.fill("#id_title", "x" * 201)
     page.evaluate("document.querySelector('#id_title').removeAttribute('maxlength')")
     page.fill("#id_title", "x" * 201)
     page.locator("button.submit-declare").click()
@@ -233,3 +244,4 @@ def test_a_file_row_fits_its_card_on_a_phone(page, live_server, plans, tmp_path)
     bar = page.locator(".declare-bar").bounding_box()
     assert bar and abs(bar["y"] + bar["height"] - PHONE["height"]) < 1
     screenshot(page, "quick-02-phone-file-row", full_page=False)
+    assert_accessible(page, "declare page on a phone, with a file attached")
