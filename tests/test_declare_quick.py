@@ -98,7 +98,7 @@ def test_attached_files_show_in_the_preview_and_come_back_as_rows_to_choose_agai
 def test_the_page_offers_to_attach_several_files_and_no_kind_to_choose_first(support_client, plans):
     page = support_client.get(DECLARE).content.decode()
     assert re.search(r'<input type="file" id="id_attachments" name="attachments" multiple', page)
-    assert '<option value="" selected>Link or ARN: detected</option>' in page
+    assert '<option value="" selected>Link or ARN</option>' in page
     assert 'placeholder="https://… or arn:aws:…"' in page
 
 

@@ -87,10 +87,9 @@ ATTACHMENTS_FIELD = "attachments"
 
 class RelatedItemForm(forms.Form):
     kind = forms.ChoiceField(
-        choices=[(KIND_DETECTED, "Link or ARN: detected"), *RelatedItem.Kind.choices],
+        choices=[(KIND_DETECTED, "Link or ARN"), *RelatedItem.Kind.choices],
         required=False,
         initial=KIND_DETECTED,
-        error_messages={"invalid_choice": validators.MESSAGES["kind_invalid"]},
     )
     # Its length limit depends on the kind, so clean() checks it with the kind's own message.
     value = forms.CharField(required=False, label="Link or ARN", strip=True)
