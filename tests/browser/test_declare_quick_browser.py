@@ -33,26 +33,26 @@ class Person:
             }"""
         )
 
-    def _reach(self, locator, what: str) -> None:
+    def reach(self, locator, what: str) -> None:
         if not self._in_sight(locator):
             # One scroll that brings the next thing to the upper part of the screen, as a person flicks down.
             locator.evaluate("element => window.scrollBy(0, element.getBoundingClientRect().top - 120)")
             self.interactions.append(f"scroll to {what}")
 
     def click(self, locator, what: str) -> None:
-        self._reach(locator, what)
+        self.reach(locator, what)
         locator.click()
         self.interactions.append(f"click {what}")
 
     def type(self, locator, text: str, what: str) -> None:
-        self._reach(locator, what)
+        self.reach(locator, what)
         locator.fill(text)
         self.interactions.append(f"type {what}")
 
     def choose_files(self, locator, files, what: str) -> None:
         # The input of "Attach files" may be styled away behind its label: the label is what one reaches.
         label = self.page.locator(f"label[for='{locator.get_attribute('id')}']")
-        self._reach(label if label.count() else locator, what)
+        self.reach(label if label.count() else locator, what)
         locator.set_input_files(files)
         self.interactions.append(f"choose {what}")
 
@@ -85,7 +85,7 @@ def test_the_trained_path_takes_at_most_7_interactions_with_declare_in_view(page
     screenshot(page, "quick-01-trained-path-filled", full_page=False)
     assert_accessible(page, "declare page filled in, with the bar beside Declare")
 
-    person._reach(declare, "declare")
+    person.reach(declare, "declare")
     started_at = time.monotonic()
     declare.click()
     person.interactions.append("click declare")
@@ -245,3 +245,12 @@ def test_a_file_row_fits_its_card_on_a_phone(page, live_server, plans, tmp_path)
     assert bar and abs(bar["y"] + bar["height"] - PHONE["height"]) < 1
     screenshot(page, "quick-02-phone-file-row", full_page=False)
     assert_accessible(page, "declare page on a phone, with a file attached")
+
+
+def test_at_200_percent_zoom_the_bar_keeps_to_one_line(page, live_server, plans):
+    """A 1280×900 screen at 200 % zoom is 640×450 CSS pixels: the bar must not take the form's place."""
+    page.set_viewport_size({"width": 640, "height": 450})
+    open_declare(page, live_server, "?plan=website-outage")
+    bar = page.locator(".declare-bar").bounding_box()
+    assert bar and bar["height"] <= 70, bar
+    expect(page.locator("button.submit-declare")).to_be_in_viewport(ratio=1)
