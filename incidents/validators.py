@@ -163,6 +163,16 @@ def validate_response_plan_arn(value: str) -> None:
     )
 
 
+# What makes a typed or pasted value an AWS resource rather than a link (every ARN starts so; no web address does).
+ARN_PREFIX = "arn:"
+
+
+def related_item_kind_detect(value: str) -> str:
+    """The kind of related item a typed or pasted value names, so that nobody has to choose it first: an ARN is an AWS
+    resource, anything else is read as a link (and then checked as one, with the link's message)."""
+    return "resource" if value.strip().lower().startswith(ARN_PREFIX) else "link"
+
+
 def validate_related_item(*, kind: str, value: str = "", title: str = "", upload=None) -> None:
     """The one check of a related item, called by the declare form, the API and the declaration service.
 
@@ -447,6 +457,7 @@ def client_rules() -> dict[str, Any]:
         "scheme_pattern": SCHEME_RE.pattern,
         "arn_max_length": ARN_MAX_LENGTH,
         "arn_pattern": ARN_RE.pattern,
+        "arn_prefix": ARN_PREFIX,
         "control_characters_pattern": CONTROL_CHARACTERS_RE.pattern,
         "invisible_characters_pattern": INVISIBLE_CHARACTERS_JS_PATTERN,
         "items_max": RELATED_ITEMS_MAX,

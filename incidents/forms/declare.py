@@ -129,8 +129,18 @@ class DeclarationForm(forms.Form):
             raise ValidationError("This form is damaged; reload the page and submit again.") from None
 
 
+# The kind a row has until someone says otherwise: read from what is typed (validators.related_item_kind_detect).
+KIND_DETECTED = ""
+# The input of "Attach files": several files at once, each becoming a related item of its own.
+ATTACHMENTS_FIELD = "attachments"
+
+
 class RelatedItemForm(forms.Form):
-    kind = forms.ChoiceField(choices=RelatedItem.Kind.choices, initial=RelatedItem.Kind.LINK)
+    kind = forms.ChoiceField(
+        choices=[(KIND_DETECTED, "Link or ARN"), *RelatedItem.Kind.choices],
+        required=False,
+        initial=KIND_DETECTED,
+    )
     # Its length limit depends on the kind, so clean() checks it with the kind's own message.
     value = forms.CharField(required=False, label="Link or ARN", strip=True)
     file = forms.FileField(required=False, allow_empty_file=True)
@@ -147,6 +157,12 @@ class RelatedItemForm(forms.Form):
         kind = cleaned.get("kind")
         if kind is None:
             return cleaned
+        if kind == KIND_DETECTED:
+            kind = cleaned["kind"] = (
+                RelatedItem.Kind.FILE
+                if cleaned.get("file")
+                else validators.related_item_kind_detect(cleaned.get("value", ""))
+            )
         try:
             validators.validate_related_item(
                 kind=kind,
@@ -159,6 +175,13 @@ class RelatedItemForm(forms.Form):
                 if part not in self.errors:  # the field's own check (its length) already said so
                     self.add_error(part, errors)
         return cleaned
+
+    def has_changed(self) -> bool:
+        # An empty row is unused whether its kind is left to be detected or says "link" (what it said by default).
+        changed = set(self.changed_data)
+        if self["kind"].value() in (KIND_DETECTED, RelatedItem.Kind.LINK):
+            changed.discard("kind")
+        return bool(changed)
 
     def to_input(self) -> RelatedItemInput:
         data = self.cleaned_data
@@ -197,6 +220,25 @@ RelatedItemFormSet.default_error_messages = {
     **forms.BaseFormSet.default_error_messages,
     "too_many_forms": validators.MESSAGES["too_many_items"].format(limit=validators.RELATED_ITEMS_MAX),
 }
+
+
+def related_items_with_attachments(data, files):
+    """The form's data and files with each file of "Attach files" (chosen several at once, or without JavaScript)
+    as one more file row after the others, so that one formset checks, previews and declares every item."""
+    attachments = [upload for upload in files.getlist(ATTACHMENTS_FIELD) if upload.name]
+    if not attachments:
+        return data, files
+    data, files = data.copy(), files.copy()
+    files.pop(ATTACHMENTS_FIELD, None)
+    try:
+        rows = max(int(data.get("items-TOTAL_FORMS", 0)), 0)
+    except ValueError:
+        rows = 0
+    for index, upload in enumerate(attachments, start=rows):
+        data[f"items-{index}-kind"] = RelatedItem.Kind.FILE
+        files[f"items-{index}-file"] = upload
+    data["items-TOTAL_FORMS"] = str(rows + len(attachments))
+    return data, files
 
 
 def _shown(text: str, limit: int) -> str:

@@ -5,6 +5,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -12,6 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
@@ -23,9 +25,10 @@ from ..forms.declare import (
     RelatedItemFormSet,
     declaration_fingerprint,
     declaration_initial_from_query,
+    related_items_with_attachments,
 )
 from ..http import PortalRequest, client_ip, htmx_target
-from ..models import IMPACT_DESCRIPTIONS, Declaration, RelatedItem, ResponsePlan
+from ..models import IMPACT_DESCRIPTIONS, Declaration, Impact, RelatedItem, ResponsePlan
 from ..selectors.declarations import (
     ASSIGNED_ON_SUBMIT,
     PreviewItem,
@@ -45,6 +48,8 @@ ACTION_DECLARE, ACTION_ADD_ROW, ACTION_PREVIEW = "declare", "add-row", "preview"
 # Declaring the same plan again this soon asks first (a page restored by Back gets a new form key when re-fetched).
 ACTION_DECLARE_AGAIN = "declare-again"
 REPEAT_WINDOW = timedelta(minutes=10)
+# The duplicate warning lists the newest few in full (each a Tab stop before the title) and links to the rest.
+DUPLICATES_SHOWN = 3
 # Enter in a field submits a form through its first submit button: on this page that one never declares.
 ACTION_ENTER = "enter"
 
@@ -63,11 +68,13 @@ def declare(request: PortalRequest) -> HttpResponse:
     enter_pressed = False
     repeat_of: Declaration | None = None
     action = ""
+    files = request.FILES
     if request.method == "POST":
         action = request.POST.get("action") or ACTION_DECLARE
+        post, files = related_items_with_attachments(request.POST, request.FILES)
         if action in (ACTION_DECLARE, ACTION_DECLARE_AGAIN):
-            form = DeclarationForm(request.POST, user=request.user)
-            formset = RelatedItemFormSet(request.POST, request.FILES, prefix="items")
+            form = DeclarationForm(post, user=request.user)
+            formset = RelatedItemFormSet(post, files, prefix="items")
             show_errors = True
             if form.is_valid() and formset.is_valid():
                 if action != ACTION_DECLARE_AGAIN:
@@ -80,7 +87,7 @@ def declare(request: PortalRequest) -> HttpResponse:
             files_dropped = bool(request.FILES) and not request.htmx
         else:
             # Re-render what was entered, with one more row when asked; errors wait for the real submit.
-            data = request.POST.copy()
+            data = post.copy()
             rows = _int(data.get("items-TOTAL_FORMS"))
             enter_pressed = action == ACTION_ENTER
             if action == ACTION_ADD_ROW or (enter_pressed and _rows_all_used(data, rows)):
@@ -123,7 +130,8 @@ def declare(request: PortalRequest) -> HttpResponse:
         "plan": plan,
         **_plan_context(request, plan),
         **_value_sources(form, plan),
-        **_preview_context(request, form, formset, plan),
+        **_declare_summary(form, plan),
+        **_preview_context(request, form, formset, plan, files),
         "impacts": impact_levels(),
         "rules": validators.client_rules(),
         "max_file_size": validators.human_size(settings.PORTAL_MAX_FILE_BYTES),
@@ -210,7 +218,7 @@ def _declare_again_message(retry_after: int) -> str:
 def _rows_all_used(data, rows: int) -> bool:
     """Whether every related-item row has something in it (Enter then adds the next one, as the script does)."""
     return all(
-        data.get(f"items-{index}-value", "").strip() or data.get(f"items-{index}-kind", "link") != "link"
+        data.get(f"items-{index}-value", "").strip() or data.get(f"items-{index}-kind", "") not in ("", "link")
         for index in range(rows)
     )
 
@@ -259,8 +267,13 @@ def _plan_context(request: PortalRequest, plan: ResponsePlan | None) -> dict:
     return {
         "recent_declarations": [
             RecentDeclaration(declaration=declaration, age=_age(now - declaration.created_at))
-            for declaration in recent.openable
+            for declaration in recent.openable[:DUPLICATES_SHOWN]
         ],
+        "recent_not_shown": max(len(recent.openable) - DUPLICATES_SHOWN, 0),
+        # The history leaves drills out unless asked: a drill plan's older declarations are all drills.
+        "recent_history_url": reverse("incidents:declaration-list")
+        + "?"
+        + urlencode({"plan": plan.pk, **({"drills": "only"} if plan.is_drill else {})}),
         "recent_total": recent.total,
         # Started ones can be joined instead (views/incident_actions.incident_join).
         "recent_joinable": any(declaration.state == Declaration.State.STARTED for declaration in recent.openable),
@@ -284,7 +297,18 @@ def _value_sources(form: DeclarationForm, plan: ResponsePlan | None) -> dict:
     return {"title_source": title_source, "impact_source": impact_source, "chosen_impact": impact}
 
 
-def _preview_context(request: PortalRequest, form: DeclarationForm, formset, plan: ResponsePlan | None) -> dict:
+def _declare_summary(form: DeclarationForm, plan: ResponsePlan | None) -> dict:
+    """What the bar beside the Declare button says will be declared, as the page stands (the script keeps it up to
+    date as the person types): the plan, the impact and the title, each the person's own or else the plan's."""
+    if plan is None:
+        return {"summary_title": "", "summary_impact": ""}
+    title = (form["title"].value() or "").strip() or plan.template_title
+    impact = str(form["impact"].value() or "")
+    level = int(impact) if impact in {str(choice.value) for choice in Impact} else plan.template_impact
+    return {"summary_title": title, "summary_impact": f"{level} – {Impact(level).label}"}
+
+
+def _preview_context(request: PortalRequest, form: DeclarationForm, formset, plan: ResponsePlan | None, files) -> dict:
     """The StartIncident request this form would make now, built by the selector the worker uses."""
     if plan is None:
         return {"preview": None, "preview_left_out": 0}
@@ -308,7 +332,7 @@ def _preview_context(request: PortalRequest, form: DeclarationForm, formset, pla
         cleaned = getattr(item_form, "cleaned_data", {})
         kind = cleaned.get("kind")
         if kind == RelatedItem.Kind.FILE:
-            upload = request.FILES.get(item_form.add_prefix("file"))
+            upload = files.get(item_form.add_prefix("file"))
             # The page's script sends the chosen file's name instead of the file itself.
             name = upload.name if upload else request.POST.get(item_form.add_prefix("file_name"), "")
             if name and "title" in cleaned:

@@ -101,6 +101,9 @@
     return patterns.arn.test(value) ? "" : message("arn_invalid");
   }
 
+  // validators.related_item_kind_detect: an ARN is an AWS resource; anything else is read as a link.
+  const detectKind = (raw) => (raw.trim().toLowerCase().startsWith(rules.arn_prefix) ? "resource" : "link");
+
   function valueError(kind, raw) {
     const value = raw.trim();
     if (!value) return message("value_missing");
@@ -161,7 +164,7 @@
   }
 
   // For the browser tests, which compare these verdicts with the server's.
-  window.PortalDeclare = { valueError, titleError, fileError, humanSize, safeFileName };
+  window.PortalDeclare = { valueError, titleError, fileError, humanSize, safeFileName, detectKind };
 
   // --- Showing errors at the field --------------------------------------------------------------------
 
@@ -180,14 +183,25 @@
     }
   }
 
-  const rowKind = (row) => $("select[name$='-kind']", row).value;
+  // The kind chosen for a row ("" when it is left to what is typed, as it is unless someone says otherwise)…
+  const chosenKind = (row) => $("select[name$='-kind']", row).value;
+  // …and the kind the row has: the chosen one, or the one read from its value.
+  const rowKind = (row) => chosenKind(row) || detectKind($("input[data-validate=value]", row).value);
+  const KIND_NAMES = { link: "Link", resource: "AWS resource" };
+
+  function showDetectedKind(row) {
+    const tag = $("[data-detected-kind]", row);
+    const value = $("input[data-validate=value]", row).value;
+    tag.hidden = chosenKind(row) !== "" || value.trim() === "";
+    tag.textContent = tag.hidden ? "" : KIND_NAMES[detectKind(value)];
+  }
 
   function checkRow(row, { quiet = false } = {}) {
     const kind = rowKind(row);
     const value = $("input[data-validate=value]", row);
     const file = $("input[data-validate=file]", row);
     const title = $("input[data-validate=title]", row);
-    const used = kind !== "link" || value.value.trim() !== "" || title.value.trim() !== "";
+    const used = rowIsUsed(row);
     let valueText = "";
     let fileText = "";
     if (kind === "file") {
@@ -197,6 +211,7 @@
     } else if (used && !(quiet && value.value.trim() === "")) {
       valueText = valueError(kind, value.value);
     }
+    showDetectedKind(row);
     showError(value, valueText);
     showError(file, fileText);
     showError(title, titleError(title.value, rules.item_title_max_length));
@@ -204,15 +219,14 @@
   }
 
   function rowIsUsed(row) {
-    const kind = rowKind(row);
-    return kind !== "link" || $("input[data-validate=value]", row).value.trim() !== "" ||
+    return !["", "link"].includes(chosenKind(row)) || $("input[data-validate=value]", row).value.trim() !== "" ||
       $("input[data-validate=title]", row).value.trim() !== "";
   }
 
   function checkCounts() {
     const rows = $$("[data-item-row]");
     const used = rows.filter(rowIsUsed).length;
-    const files = rows.filter((row) => rowKind(row) === "file" && rowIsUsed(row)).length;
+    const files = rows.filter((row) => chosenKind(row) === "file").length;
     let text = "";
     if (used > rules.items_max) text = message("too_many_items", { limit: rules.items_max });
     else if (files > rules.max_files) text = message("too_many_files", { limit: rules.max_files, count: files });
@@ -245,18 +259,63 @@
     checkCounts();
   }
 
-  function addRow() {
+  // Where the keyboard goes in a row: its link or ARN, or for a file its "Remove file".
+  const rowFocus = (row) => (chosenKind(row) === "file" ? $("[data-clear-file]", row) : $("input[data-validate=value]", row));
+
+  function addRow({ before = null, focus = true } = {}) {
     const list = document.getElementById("item-rows");
     const index = $$("[data-item-row]").length;
-    if (index >= rules.items_max) return;
+    if (index >= rules.items_max) return null;
     const html = document.getElementById("item-row-template").innerHTML
       .replace(/__prefix__/g, String(index))
       .replace(/__number__/g, String(index + 1));
-    list.insertAdjacentHTML("beforeend", html);
+    const holder = document.createElement("template");
+    holder.innerHTML = html.trim();
+    const row = holder.content.firstElementChild;
+    list.insertBefore(row, before);
     renumber();
-    const row = list.lastElementChild;
     syncRow(row);
-    $("select", row).focus();
+    if (focus) rowFocus(row).focus();
+    return row;
+  }
+
+  // --- Attach files: chosen several at once, dropped on the page, or pasted (a screenshot) -------------------
+
+  function pastedName(file) {
+    // A pasted screenshot comes as "image.png": name it for when it was taken, so that responders can tell them apart.
+    if (!file.type.startsWith("image/") || !/^image\.\w+$/.test(file.name)) return file.name;
+    const now = new Date();
+    const two = (number) => String(number).padStart(2, "0");
+    const stamp = `${now.getFullYear()}${two(now.getMonth() + 1)}${two(now.getDate())}-` +
+      `${two(now.getHours())}${two(now.getMinutes())}${two(now.getSeconds())}`;
+    return `screenshot-${stamp}.${file.name.split(".").pop()}`;
+  }
+
+  function attachFile(file) {
+    // A file row each, before the empty row left for a link (if there is one), so that row stays at the end.
+    const rows = $$("[data-item-row]");
+    const last = rows[rows.length - 1];
+    const spare = last && !rowIsUsed(last) && chosenKind(last) === "" ? last : null;
+    const row = addRow({ before: spare, focus: false });
+    if (!row) return null;
+    $("select[name$='-kind']", row).value = "file";
+    const transfer = new DataTransfer();
+    transfer.items.add(file);
+    $("input[type=file]", row).files = transfer.files;
+    syncRow(row);
+    checkRow(row, { quiet: true });
+    return row;
+  }
+
+  function attachFiles(files, { pasted = false } = {}) {
+    const added = Array.from(files).map((file) => {
+      const name = pasted ? pastedName(file) : file.name;
+      return attachFile(name === file.name ? file : new File([file], name, { type: file.type }));
+    }).filter(Boolean);
+    checkCounts();
+    updateSummary();
+    refreshPreviewSoon();
+    return added;
   }
 
   function removeRow(row) {
@@ -267,7 +326,7 @@
     // Keep the keyboard where it was: on the next row, the previous one, or the add button.
     const remaining = $$("[data-item-row]");
     const next = remaining[index] || remaining[index - 1];
-    (next ? $("select", next) : document.getElementById("add-row"))?.focus();
+    (next ? rowFocus(next) : document.getElementById("add-row"))?.focus();
     refreshPreviewSoon();
   }
 
@@ -305,6 +364,7 @@
     const note = document.getElementById("impact-override");
     const reset = document.getElementById("title-reset");
     if (!title || !titleTag) return;
+    updateSummary();
     if (!planDefaults) {
       titleTag.hidden = impactTag.hidden = note.hidden = reset.hidden = true;
       return;
@@ -330,6 +390,30 @@
       strong.textContent = "Differs from the plan:";
       note.append(strong, ` the plan's impact is ${impactLabel(planDefaults.impact)}; yours (${impactLabel(impact.value)}) overwrites it.`);
     }
+  }
+
+  // --- The bar beside Declare: what will be declared ------------------------------------------------------
+
+  function updateSummary() {
+    const slot = document.getElementById("declare-summary");
+    if (!slot) return;
+    const radio = chosenPlanRadio();
+    const part = (name, text) => {
+      const span = document.createElement("span");
+      span.className = `summary-${name}`;
+      span.textContent = text;
+      return span;
+    };
+    if (!radio) {
+      slot.replaceChildren(part("empty", "Choose a response plan first."));
+      return;
+    }
+    const title = document.getElementById("id_title")?.value.trim() || radio.dataset.defaultTitle;
+    const impact = $("input[name=impact]:checked")?.value || radio.dataset.defaultImpact;
+    const plan = $(".plan-name", $(`label[for="${radio.id}"]`))?.textContent || "";
+    slot.replaceChildren(
+      part("plan", plan), " ", part("impact", `Impact ${impactLabel(impact)}`), " ", part("title", `“${title}”`),
+    );
   }
 
   function applyPlan({ initial = false } = {}) {
@@ -391,7 +475,10 @@
 
   function init({ afterSwap = false } = {}) {
     if (!loadRules()) return;
-    $$("[data-item-row]").forEach(syncRow);
+    $$("[data-item-row]").forEach((row) => {
+      syncRow(row);
+      showDetectedKind(row);
+    });
     applyPlan({ initial: true });
     checkCounts();
     showDeclaredFromHere();
@@ -468,6 +555,11 @@
     if (!rules) return;
     const element = event.target;
     const row = element.closest("[data-item-row]");
+    if (element.id === "id_attachments") {
+      // Each chosen file moves to a row of its own (with its title, checks and progress); the picker empties.
+      attachFiles(element.files);
+      element.value = "";
+    }
     if (element.name === "response_plan") applyPlan();
     if (element.name === "impact") markSources();
     if (row) {
@@ -541,12 +633,9 @@
     if (row) {
       // In a related item, Enter goes to the next item, adding one when this is the last.
       const rows = $$("[data-item-row]");
-      const next = rows[rows.indexOf(row) + 1];
+      const next = rows.slice(rows.indexOf(row) + 1).find((other) => chosenKind(other) !== "file");
       if (next) $("input[data-validate=value]", next).focus();
-      else if (rows.length < rules.items_max) {
-        addRow();
-        $("input[data-validate=value]", $$("[data-item-row]").pop()).focus();
-      }
+      else addRow();
       return;
     }
     const fields = $$("input, select, textarea, button", form).filter(
@@ -574,6 +663,50 @@
     }
   });
 
+  // Files dropped anywhere on the page are attached (never opened by the browser in place of the form).
+  const carriesFiles = (event) => Array.from(event.dataTransfer?.types || []).includes("Files");
+  const attachable = (event) => rules && document.getElementById("attach-zone") && carriesFiles(event);
+  let dragDepth = 0;
+
+  function showDropping(on) {
+    document.getElementById("attach-zone")?.classList.toggle("dropping", on);
+  }
+
+  document.addEventListener("dragenter", (event) => {
+    if (!attachable(event)) return;
+    dragDepth += 1;
+    showDropping(true);
+  });
+  document.addEventListener("dragleave", (event) => {
+    if (!attachable(event)) return;
+    dragDepth = Math.max(dragDepth - 1, 0);
+    if (!dragDepth) showDropping(false);
+  });
+  document.addEventListener("dragover", (event) => {
+    if (!attachable(event)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "copy";
+  });
+  document.addEventListener("drop", (event) => {
+    if (!attachable(event)) return;
+    event.preventDefault();
+    dragDepth = 0;
+    showDropping(false);
+    attachFiles(event.dataTransfer.files);
+  });
+
+  // A screenshot pasted anywhere on the form (Ctrl+V of an image) is attached; pasted text goes where it always goes.
+  document.addEventListener("paste", (event) => {
+    if (!rules || !document.getElementById("attach-zone")) return;
+    const files = Array.from(event.clipboardData?.files || []);
+    if (!files.length) return;
+    // Text copied from office programs carries a picture of itself too: into a text field, the text is what is meant.
+    const intoText = event.target.matches?.("input:not([type=file]), textarea");
+    if (intoText && event.clipboardData.types.includes("text/plain")) return;
+    event.preventDefault();
+    attachFiles(files, { pasted: true });
+  });
+
   document.addEventListener("toggle", (event) => {
     if (event.target.id === "preview-details" && event.target.open && window.htmx) {
       window.htmx.trigger("#preview", "refresh-preview");
@@ -598,12 +731,12 @@
     const rows = $$("[data-item-row]");
     const bad = rows.filter((row) => {
       const file = $("input[type=file]", row).files[0];
-      return rowKind(row) === "file" && file && fileError(file.name, file.size);
+      return chosenKind(row) === "file" && file && fileError(file.name, file.size);
     });
     rows.forEach((row) => checkRow(row, { quiet: true }));
     if (bad.length || !checkCounts()) {
       event.preventDefault();
-      const first = bad.length ? $("input[type=file]", bad[0]) : document.getElementById("add-row");
+      const first = bad.length ? rowFocus(bad[0]) : document.getElementById("add-row");
       first.focus();
     }
   });

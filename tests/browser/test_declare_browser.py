@@ -21,13 +21,15 @@ def open_declare(page, live_server, query=""):
 
 
 def add_item(page, kind, *, value=None, title=None, file=None):
-    page.click("#add-row")
-    row = page.locator("[data-item-row]").last
-    row.locator("select").select_option(kind)
-    if value is not None:
+    """A link or ARN in a row of its own (its kind is read from it), or a file through "Attach files"."""
+    if kind == "file":
+        page.locator("#id_attachments").set_input_files(file)
+        row = page.locator("[data-item-row]").filter(has=page.locator("[data-file-label]:visible")).last
+    else:
+        page.click("#add-row")
+        row = page.locator("[data-item-row]").last
         row.locator("input[data-validate=value]").fill(value)
-    if file is not None:
-        row.locator("input[type=file]").set_input_files(file)
+        expect(row.locator("[data-detected-kind]")).to_have_text({"link": "Link", "resource": "AWS resource"}[kind])
     if title is not None:
         row.locator("input[data-validate=title]").fill(title)
     return row
@@ -41,7 +43,7 @@ def test_a_declaration_with_a_link_an_arn_and_a_file_reaches_started_live(page, 
     screenshot(page, "01-declare-empty")
 
     page.get_by_role("radio", name=re.compile("^Website outage")).check()
-    expect(page.locator(".plan-summary")).to_contain_text("What “Website outage” does by default")
+    expect(page.locator("#declare-summary")).to_contain_text("Website outage")
     # The plan fills in its defaults, marked as coming from the plan.
     expect(page.locator("#id_title")).to_have_value("Customer-facing website is down")
     expect(page.locator("#title-source")).to_have_text("From the plan")
@@ -97,13 +99,11 @@ def test_mistakes_are_shown_at_the_field_as_you_type_and_nothing_is_stored(page,
     notes = tmp_path / "notes.txt"
     notes.write_text("first responder notes\n")
     open_declare(page, live_server)
-    add_item(page, "file", file=str(notes))
     value = page.locator("[data-item-row] input[data-validate=value]").first
     value.fill("arn:aws:ec2:us-east-1:12345:instance/i-1")
-    page.locator("[data-item-row] select").first.select_option("resource")
     expect(page.locator("#id_items-0-value-error")).to_have_text(validators.MESSAGES["arn_invalid"])
+    add_item(page, "file", file=str(notes))
     value.fill("ftp://files.example.com/log")
-    page.locator("[data-item-row] select").first.select_option("link")
     expect(page.locator("#id_items-0-value-error")).to_have_text(
         "Only http:// and https:// links can be attached, not ftp: links."
     )
@@ -134,12 +134,10 @@ def test_a_file_the_server_would_refuse_is_refused_before_uploading(page, live_s
     big.write_bytes(b"x" * 2048)
     open_declare(page, live_server)
     page.get_by_role("radio", name=re.compile("^Payments degraded")).check()
-    row = page.locator("[data-item-row]").first
-    row.locator("select").select_option("file")
-    row.locator("input[type=file]").set_input_files(str(big))
+    row = add_item(page, "file", file=str(big))
     expect(page.locator("#id_items-0-file-error")).to_have_text("“dump.log” is 2 KB; files can be at most 1 KB.")
     page.click("button.submit-declare")
-    expect(row.locator("input[type=file]")).to_be_focused()
+    expect(row.get_by_role("button", name="Remove file dump.log")).to_be_focused()
     # Removing the file before submitting clears the problem.
     row.get_by_role("button", name="Remove file dump.log").click()
     expect(page.locator("#id_items-0-file-error")).to_be_hidden()
@@ -245,13 +243,13 @@ def test_the_whole_flow_works_without_javascript(page_without_js, live_server, p
     page.get_by_role("radio", name=re.compile("^Data pipeline delay")).check()
     page.fill("#id_title", "Reports are 6 hours stale")
     page.locator("#id_items-0-value").fill("https://grafana.example.com/d/etl")
-    page.get_by_role("button", name="+ Add another item").click()
+    page.get_by_role("button", name="+ Add a link or ARN").click()
     # The page came back with what was entered, and one more row.
     expect(page.locator("#id_items-0-value")).to_have_value("https://grafana.example.com/d/etl")
     expect(page.locator("#id_title")).to_have_value("Reports are 6 hours stale")
     page.locator("#id_items-1-kind").select_option("file")
     page.locator("#id_items-1-file").set_input_files(str(log))
-    page.get_by_role("button", name="+ Add another item").click()
+    page.get_by_role("button", name="+ Add a link or ARN").click()
     expect(page.locator("[data-item-row]")).to_have_count(3)
     expect(page.locator("#files-dropped")).to_contain_text("choose your files again")
     page.locator("#id_items-1-file").set_input_files(str(log))

@@ -78,7 +78,7 @@ def test_a_drill_is_declared_from_the_drill_mode(page, live_server, plans):
     expect(page.locator("#plan-options")).to_contain_text("No response plan matches")
     page.locator("#plan-search-input").fill("")
     page.get_by_role("radio", name=re.compile(f"^{drill_plan.label}")).check()
-    expect(page.locator(".plan-summary")).to_contain_text(drill_plan.label)
+    expect(page.locator("#declare-summary")).to_contain_text(drill_plan.label)
     page.click("button.submit-declare")
     page.wait_for_url(re.compile(r"/declarations/\d+/$"))
     expect(page.locator(STATUS)).to_have_text("Started", timeout=20_000)
