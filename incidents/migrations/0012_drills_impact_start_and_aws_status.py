@@ -5,40 +5,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('incidents', '0011_rate_limit_bucket'),
+        ("incidents", "0011_rate_limit_bucket"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='declaration',
-            name='aws_status',
-            field=models.CharField(blank=True, choices=[('OPEN', 'Open'), ('RESOLVED', 'Resolved')], max_length=16),
+            model_name="declaration",
+            name="aws_status",
+            field=models.CharField(blank=True, choices=[("OPEN", "Open"), ("RESOLVED", "Resolved")], max_length=16),
         ),
         migrations.AddField(
-            model_name='declaration',
-            name='impact_started_at',
+            model_name="declaration",
+            name="impact_started_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='declaration',
-            name='is_drill',
+            model_name="declaration",
+            name="is_drill",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='declaration',
-            name='resolved_at',
+            model_name="declaration",
+            name="resolved_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='responseplan',
-            name='is_drill',
-            field=models.BooleanField(default=False, help_text='A drill plan: offered only when declaring a drill, and drills only use these.'),
+            model_name="responseplan",
+            name="is_drill",
+            field=models.BooleanField(
+                default=False, help_text="A drill plan: offered only when declaring a drill, and drills only use these."
+            ),
         ),
         migrations.AddIndex(
-            model_name='declaration',
-            index=models.Index(fields=['aws_status', '-created_at', '-id'], name='declaration_aws_status_created'),
+            model_name="declaration",
+            index=models.Index(fields=["aws_status", "-created_at", "-id"], name="declaration_aws_status_created"),
         ),
     ]
