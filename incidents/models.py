@@ -385,7 +385,15 @@ class IncidentSnapshot(models.Model):
     refresh_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["read_at"], name="incident_snapshot_read_at")]
+        indexes = [
+            models.Index(fields=["read_at"], name="incident_snapshot_read_at"),
+            # Beat's round counts the refreshes still waiting; few rows have one.
+            models.Index(
+                fields=["refresh_requested_at"],
+                name="incident_snapshot_requested",
+                condition=models.Q(refresh_requested_at__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Incident snapshot of declaration {self.declaration_id}"

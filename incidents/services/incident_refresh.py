@@ -52,6 +52,8 @@ def incident_refresh(*, declaration_id: int) -> RefreshOutcome:
         return RefreshOutcome("skipped")
     previous = IncidentSnapshot.objects.filter(declaration_id=declaration_id).first()
     arn = declaration.incident_record_arn
+    # "Read at" is when the reads began: whatever changed in AWS before that moment is in what they return.
+    began = timezone.now()
     # Every AWS call happens before the transaction opens.
     try:
         record = _jsonable(aws.get_incident_record(arn))
@@ -68,7 +70,6 @@ def incident_refresh(*, declaration_id: int) -> RefreshOutcome:
         _record_failure(declaration_id=declaration_id, error=exc)
         return RefreshOutcome("failed", exc)
 
-    now = timezone.now()
     status = record["status"]
     resolved_at = _datetime(record.get("resolvedTime"))
     with transaction.atomic():
@@ -78,7 +79,7 @@ def incident_refresh(*, declaration_id: int) -> RefreshOutcome:
         snapshot.timeline = timeline
         snapshot.timeline_truncated = truncated
         snapshot.engagements = engagements
-        snapshot.read_at = now
+        snapshot.read_at = began
         snapshot.failed_at = None
         snapshot.failure_code = snapshot.failure_message = ""
         snapshot.refresh_requested_at = None
@@ -163,13 +164,18 @@ def incident_refresh_request(*, declaration: Declaration, snapshot: IncidentSnap
 def incidents_refresh_due() -> list[int]:
     """Beat's round: queue the refresh of the open incidents read longest ago (older than
     PORTAL_INCIDENT_REFRESH_MAX_AGE), as many as the read budget allows in one PORTAL_INCIDENT_REFRESH_INTERVAL,
-    each sent to arrive at the budget's pace. The others wait for the next rounds. Returns the declarations queued."""
+    each sent to arrive at the budget's pace, less the refreshes still waiting from earlier rounds or watchers (so the
+    queue never grows beyond one interval of the budget). The others wait for the next rounds. Returns the
+    declarations queued."""
     rate = settings.PORTAL_AWS_READ_RATE
     interval = settings.PORTAL_INCIDENT_REFRESH_INTERVAL
     spacing = CALLS_PER_REFRESH / rate if rate > 0 else 0.0
     batch = max(1, int(interval / spacing)) if spacing else 1000
     now = timezone.now()
     horizon = now - dt.timedelta(seconds=settings.PORTAL_INCIDENT_REFRESH_MAX_AGE)
+    batch -= IncidentSnapshot.objects.filter(refresh_requested_at__gt=horizon).count()
+    if batch <= 0:
+        return []
     due = list(
         Declaration.objects.filter(state=Declaration.State.STARTED)
         .exclude(incident_record_arn="")

@@ -212,9 +212,11 @@ def _incident_poll(declaration: Declaration, incident: IncidentView | None, *, s
     is resolved, or there is none)."""
     if status_polling or declaration.state != Declaration.State.STARTED:
         return None
+    if incident is not None and incident.record is not None and not incident.is_open:
+        return None  # resolved: a responder who reopens it is seen on the next visit
     if incident is None or incident.record is None or incident.refresh_pending:
         return INCIDENT_FIRST_READ_POLL
-    return settings.PORTAL_INCIDENT_POLL_SECONDS if incident.is_open else None
+    return settings.PORTAL_INCIDENT_POLL_SECONDS
 
 
 def _console_urls(declaration: Declaration) -> dict[str, str]:
