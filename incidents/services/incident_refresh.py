@@ -138,17 +138,18 @@ def _record_failure(*, declaration_id: int, error: AwsError) -> None:
         snapshot.save()
 
 
-def incident_refresh_request(*, declaration: Declaration, snapshot: IncidentSnapshot | None) -> bool:
+def incident_refresh_request(*, declaration: Declaration, snapshot: IncidentSnapshot | None) -> IncidentSnapshot | None:
     """Someone is looking at the declaration's page: queue a refresh when the last read is older than
     PORTAL_INCIDENT_WATCH_REFRESH_AFTER and none was asked for within it. Sends a task; never calls AWS, never
-    raises. Returns whether this call queued one."""
+    raises. Returns the snapshot as the page should show it (with the refresh asked for, when this call asked)."""
     if declaration.state != Declaration.State.STARTED or not declaration.incident_record_arn:
-        return False
+        return snapshot
     now = timezone.now()
     horizon = now - dt.timedelta(seconds=settings.PORTAL_INCIDENT_WATCH_REFRESH_AFTER)
     if snapshot is not None and (_after(snapshot.read_at, horizon) or _after(snapshot.refresh_requested_at, horizon)):
-        return False  # answered from what the page already loaded: no query at all
-    IncidentSnapshot.objects.get_or_create(declaration_id=declaration.pk)
+        return snapshot  # answered from what the page already loaded: no query at all
+    if snapshot is None:
+        IncidentSnapshot.objects.bulk_create([IncidentSnapshot(declaration_id=declaration.pk)], ignore_conflicts=True)
     # One conditional UPDATE: of ten watchers polling at once, one matches the row; the others change nothing.
     claimed = (
         IncidentSnapshot.objects.filter(declaration_id=declaration.pk)
@@ -158,7 +159,9 @@ def incident_refresh_request(*, declaration: Declaration, snapshot: IncidentSnap
     )
     if claimed:
         _dispatch([declaration.pk], spacing=0)
-    return bool(claimed)
+    shown = snapshot or IncidentSnapshot(declaration_id=declaration.pk)
+    shown.refresh_requested_at = now  # asked for now, by this view or another one a moment ago
+    return shown
 
 
 def incidents_refresh_due() -> list[int]:
