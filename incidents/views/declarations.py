@@ -161,9 +161,7 @@ def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpRespo
     files_pending = sum(item.attachment_state == AttachmentState.PENDING for item in files)
     audit_events = list(declaration_audit_trail(declaration=declaration))
     keep_polling = not declaration.is_final or files_pending > 0
-    snapshot = incident_refresh_request(
-        declaration=declaration, snapshot=incident_snapshot_of(declaration=declaration)
-    )
+    snapshot = incident_refresh_request(declaration=declaration, snapshot=incident_snapshot_of(declaration=declaration))
     incident = incident_view(snapshot=snapshot)
     context = {
         "declaration": declaration,
