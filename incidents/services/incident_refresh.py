@@ -19,7 +19,8 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from ..aws import client as aws
@@ -146,15 +147,16 @@ def incident_refresh_request(*, declaration: Declaration, snapshot: IncidentSnap
         return snapshot
     now = timezone.now()
     horizon = now - dt.timedelta(seconds=settings.PORTAL_INCIDENT_WATCH_REFRESH_AFTER)
-    if snapshot is not None and (_after(snapshot.read_at, horizon) or _after(snapshot.refresh_requested_at, horizon)):
-        return snapshot  # answered from what the page already loaded: no query at all
+    if snapshot is not None and any(
+        _after(moment, horizon) for moment in (snapshot.read_at, snapshot.failed_at, snapshot.refresh_requested_at)
+    ):
+        return snapshot  # read, failed or asked for a moment ago: answered from what the page loaded, no query
     if snapshot is None:
         IncidentSnapshot.objects.bulk_create([IncidentSnapshot(declaration_id=declaration.pk)], ignore_conflicts=True)
     # One conditional UPDATE: of ten watchers polling at once, one matches the row; the others change nothing.
     claimed = (
         IncidentSnapshot.objects.filter(declaration_id=declaration.pk)
-        .filter(Q(read_at__isnull=True) | Q(read_at__lte=horizon))
-        .filter(Q(refresh_requested_at__isnull=True) | Q(refresh_requested_at__lte=horizon))
+        .filter(_not_since(horizon))
         .update(refresh_requested_at=now)
     )
     if claimed:
@@ -183,17 +185,9 @@ def incidents_refresh_due() -> list[int]:
         Declaration.objects.filter(state=Declaration.State.STARTED)
         .exclude(incident_record_arn="")
         .exclude(aws_status=Declaration.AwsStatus.RESOLVED)
-        .filter(
-            Q(incident_snapshot__isnull=True)
-            | Q(incident_snapshot__read_at__isnull=True)
-            | Q(incident_snapshot__read_at__lte=horizon)
-        )
-        .filter(
-            Q(incident_snapshot__isnull=True)
-            | Q(incident_snapshot__refresh_requested_at__isnull=True)
-            | Q(incident_snapshot__refresh_requested_at__lte=horizon)
-        )
-        .order_by(F("incident_snapshot__read_at").asc(nulls_first=True), "pk")
+        .filter(_not_since(horizon, prefix="incident_snapshot__"))
+        # Longest since the last attempt first; one that keeps failing waits its turn like the others.
+        .order_by(Greatest("incident_snapshot__read_at", "incident_snapshot__failed_at").asc(nulls_first=True), "pk")
         .values_list("pk", flat=True)[:batch]
     )
     if not due:
@@ -204,7 +198,7 @@ def incidents_refresh_due() -> list[int]:
         claimable = set(
             IncidentSnapshot.objects.select_for_update(skip_locked=True)
             .filter(declaration_id__in=due)
-            .filter(Q(refresh_requested_at__isnull=True) | Q(refresh_requested_at__lte=horizon))
+            .filter(_not_since(horizon))
             .values_list("declaration_id", flat=True)
         )
         IncidentSnapshot.objects.filter(declaration_id__in=claimable).update(refresh_requested_at=now)
@@ -220,6 +214,14 @@ def _dispatch(declaration_ids: Iterable[int], *, spacing: float) -> None:
         except Exception as exc:  # the broker is away: the request lapses and the next poll or round asks again
             logger.warning("refresh of declaration %s not queued: %s", declaration_id, type(exc).__name__)
             return
+
+
+def _not_since(horizon: dt.datetime, *, prefix: str = "") -> Q:
+    """Nothing happened to the snapshot since `horizon`: no read, no failed read, no refresh asked for."""
+    condition = Q()
+    for name in ("read_at", "failed_at", "refresh_requested_at"):
+        condition &= Q(**{f"{prefix}{name}__isnull": True}) | Q(**{f"{prefix}{name}__lte": horizon})
+    return condition
 
 
 def _after(moment: dt.datetime | None, horizon: dt.datetime) -> bool:

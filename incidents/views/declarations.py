@@ -212,7 +212,7 @@ def _incident_poll(declaration: Declaration, incident: IncidentView | None, *, s
         return None
     if incident is not None and incident.record is not None and not incident.is_open:
         return None  # resolved: a responder who reopens it is seen on the next visit
-    if incident is None or incident.record is None or incident.refresh_pending:
+    if incident is None or incident.refresh_pending or (incident.record is None and not incident.last_read_failed):
         return INCIDENT_FIRST_READ_POLL
     return settings.PORTAL_INCIDENT_POLL_SECONDS
 
