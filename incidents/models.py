@@ -430,3 +430,41 @@ class IncidentAction(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state != self.State.QUEUED
+
+
+class IncidentSnapshot(models.Model):
+    """The incident as the worker last read it from AWS (GetIncidentRecord, ListRelatedItems, ListTimelineEvents):
+    what the declaration's page shows, so that no page view ever calls AWS. A failed read keeps the last good one."""
+
+    declaration = models.OneToOneField(
+        Declaration, on_delete=models.CASCADE, primary_key=True, related_name="incident_snapshot"
+    )
+    # GetIncidentRecord's incidentRecord, ListRelatedItems' relatedItems (every page), the newest timeline events
+    # (newest first, each with its eventData once read), and the plan's engagements: AWS's own shapes, timestamps as
+    # epoch seconds.
+    record = models.JSONField(null=True, blank=True)
+    related_items = models.JSONField(default=list, blank=True)
+    timeline = models.JSONField(default=list, blank=True)
+    timeline_truncated = models.BooleanField(default=False)
+    engagements = models.JSONField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    # The last read that failed (AWS's error), cleared by the next good one.
+    failed_at = models.DateTimeField(null=True, blank=True)
+    failure_code = models.CharField(max_length=100, blank=True)
+    failure_message = models.TextField(blank=True)
+    # When a refresh was last asked for: ten people watching the page, or beat, send one task, not ten.
+    refresh_requested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["read_at"], name="incident_snapshot_read_at"),
+            # Beat's round counts the refreshes still waiting; few rows have one.
+            models.Index(
+                fields=["refresh_requested_at"],
+                name="incident_snapshot_requested",
+                condition=models.Q(refresh_requested_at__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Incident snapshot of declaration {self.declaration_id}"

@@ -15,6 +15,7 @@ from .models import Declaration, IncidentAction
 from .services.action_sending import ActionRetryable, incident_action_send
 from .services.attachments import AttachmentRetryable, declaration_attach_pending_files
 from .services.audit import audit_head_publish
+from .services.incident_refresh import incident_refresh, incidents_refresh_due
 from .services.plans import response_plans_sync
 from .services.starting import StartRetryable, declaration_start
 from .services.sweeper import declarations_sweep
@@ -111,6 +112,24 @@ def sync_response_plans() -> None:
         len(result.deleted),
         result.unchanged,
     )
+
+
+@shared_task(ignore_result=True)
+def refresh_incident(declaration_id: int) -> None:
+    """Read one incident back from AWS for its declaration's page; a failed read is stored and shown, not retried
+    (the page's next poll or beat's next round asks again)."""
+    try:
+        outcome = incident_refresh(declaration_id=declaration_id)
+    except Declaration.DoesNotExist:
+        return
+    if outcome.error is not None:
+        logger.info("incident of declaration %s: %s (%s)", declaration_id, outcome.outcome, outcome.error.code)
+
+
+@shared_task(ignore_result=True)
+def refresh_open_incidents() -> int:
+    """Beat's round over the open incidents, within the AWS read budget."""
+    return len(incidents_refresh_due())
 
 
 # --- The worker's processes ----------------------------------------------------------------------------------

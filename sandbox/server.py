@@ -32,6 +32,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import Client
 from werkzeug.wsgi import get_input_stream
 
+from .responder import Responder, UnknownAction
 from .ssm_incidents import (
     ACCOUNT_ID,
     SERVICE_NAME,
@@ -247,6 +248,7 @@ class SandboxApp:
         self.emulator = emulator
         self.faults = faults
         self.calls = calls
+        self.responder = Responder(emulator)
         self.protocol = RestJsonProtocol(service_model())
         self.moto_app = DomainDispatcherApplication(create_backend_app)
         # /_sandbox/health answers 503 until this is set, so a launcher waiting for health does not race the
@@ -404,6 +406,8 @@ class SandboxApp:
             ("DELETE", "/_sandbox/calls"): self._clear_calls,
             ("GET", "/_sandbox/state"): self.emulator.snapshot,
         }
+        if path.startswith("/_sandbox/responder/"):
+            return self._respond(method, path.removeprefix("/_sandbox/responder/"), body, start_response)
         if (method, path) == ("GET", "/_sandbox/health"):
             if self.ready.is_set():
                 return _json_response(start_response, 200, {"ok": True})
@@ -417,6 +421,20 @@ class SandboxApp:
             return _json_response(start_response, 200, handler())
         except ValueError as exc:
             return _json_response(start_response, 400, {"error": str(exc)})
+
+    def _respond(self, method: str, action: str, body: dict[str, Any], start_response):
+        """A responder's change in the console (sandbox/responder.py); errors as the service words them."""
+        if method != "POST":
+            return _json_response(start_response, 405, {"error": f"{method} not allowed; POST a responder's action"})
+        try:
+            return _json_response(start_response, 200, self.responder.act(action, body))
+        except UnknownAction:
+            return _json_response(start_response, 404, {"error": f"unknown responder action {action}"})
+        except ValidationFailed as failed:
+            return _json_response(start_response, 400, {"error": "ValidationException", "message": str(failed)})
+        except ServiceError as error:
+            status = self.protocol.serialize_error(error, "").status
+            return _json_response(start_response, status, {"error": error.code, "message": error.message})
 
     def _reset(self, body: dict[str, Any]) -> dict[str, Any]:
         self.emulator.reset()
@@ -478,6 +496,8 @@ class Sandbox:
         self.faults = Faults()
         self.calls = CallLog()
         self.app = SandboxApp(self.emulator, self.faults, self.calls)
+        # A responder acting in the console: changes the portal did not make (sandbox/responder.py).
+        self.responder = self.app.responder
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 

@@ -38,6 +38,11 @@ ACCOUNT_ID = "123456789012"
 ARN_PREFIX = f"arn:aws:ssm-incidents::{ACCOUNT_ID}:"
 # Who the sandbox pretends every caller is (the real service records the caller's STS identity).
 CALLER_ARN = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/IncidentPortalSandboxRole/sandbox-session"
+# Who a responder acting in the console is (the control API's /_sandbox/responder/... routes act as this person).
+RESPONDER_ARN = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/IncidentResponder/responder-session"
+# The timeline event types a caller may create: "Currently Incident Manager supports only the Custom Event and Note
+# types" (CreateTimelineEvent's eventType in the API reference); the service writes its own types beside them.
+CREATABLE_EVENT_TYPES = ("Custom Event", "Note")
 # The source the service records for incidents started by hand (console, CLI, SDK without triggerDetails).
 CUSTOM_SOURCE = "aws.ssm-incidents.custom"
 # List* page size when the caller sends no maxResults. AWS does not document its default; a small one makes
@@ -362,6 +367,7 @@ class IncidentsEmulator:
     def __init__(self, clock=time.time):
         self._clock = clock
         self._lock = threading.RLock()
+        self._caller = CALLER_ARN  # who the operation running under the lock is performed by
         self.reset()
 
     def reset(self) -> None:
@@ -378,31 +384,39 @@ class IncidentsEmulator:
 
     # -- dispatch ------------------------------------------------------------------------------------------
 
-    def handle(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Run one validated operation; returns its output members or raises ServiceError."""
+    def handle(self, operation: str, params: dict[str, Any], *, caller: str = CALLER_ARN) -> dict[str, Any]:
+        """Run one validated operation as `caller` (an STS identity ARN); returns its output members or raises
+        ServiceError."""
         handler = getattr(self, f"op_{xform_name(operation)}", None)
         if handler is None:
             raise validation_error(f"The operation {operation} is not implemented by the sandbox.")
         with self._lock:
-            token = params.get("clientToken")
-            key = (operation, token)
-            if token is not None and key in self.tokens:
-                fingerprint, result, resource = self.tokens[key]
-                if fingerprint != _fingerprint(params):
-                    raise ServiceError(
-                        "ConflictException",
-                        f"The clientToken {token} was already used for a {operation} request with "
-                        "different parameters.",
-                        resourceIdentifier=resource,
-                        resourceType=self._resource_type(resource),
-                    )
-                return copy.deepcopy(result)
-            result = handler(copy.deepcopy(params))
-            if token is not None:
-                resource = result.get("incidentRecordArn") or result.get("arn") or params.get("arn")
-                resource = resource or params.get("incidentRecordArn")
-                self.tokens[(operation, token)] = (_fingerprint(params), copy.deepcopy(result), resource)
-            return result
+            self._caller = caller
+            try:
+                return self._handle(operation, handler, params)
+            finally:
+                self._caller = CALLER_ARN
+
+    def _handle(self, operation: str, handler, params: dict[str, Any]) -> dict[str, Any]:
+        """handle()'s work, under its lock: a repeated clientToken answers as the first call did."""
+        token = params.get("clientToken")
+        key = (operation, token)
+        if token is not None and key in self.tokens:
+            fingerprint, result, resource = self.tokens[key]
+            if fingerprint != _fingerprint(params):
+                raise ServiceError(
+                    "ConflictException",
+                    f"The clientToken {token} was already used for a {operation} request with different parameters.",
+                    resourceIdentifier=resource,
+                    resourceType=self._resource_type(resource),
+                )
+            return copy.deepcopy(result)
+        result = handler(copy.deepcopy(params))
+        if token is not None:
+            resource = result.get("incidentRecordArn") or result.get("arn") or params.get("arn")
+            resource = resource or params.get("incidentRecordArn")
+            self.tokens[(operation, token)] = (_fingerprint(params), copy.deepcopy(result), resource)
+        return result
 
     @staticmethod
     def _resource_type(arn: str | None) -> str | None:
@@ -539,7 +553,7 @@ class IncidentsEmulator:
         now = self._now()
         arn = f"{ARN_PREFIX}incident-record/{plan['name']}/{uuid.uuid4()}"
         trigger = params.get("triggerDetails") or {}
-        source = {"createdBy": CALLER_ARN, "source": trigger.get("source", CUSTOM_SOURCE)}
+        source = {"createdBy": self._caller, "source": trigger.get("source", CUSTOM_SOURCE)}
         if trigger.get("triggerArn"):
             source["resourceArn"] = trigger["triggerArn"]
         record = {
@@ -551,7 +565,7 @@ class IncidentsEmulator:
             "dedupeString": dedupe,
             "creationTime": now,
             "lastModifiedTime": now,
-            "lastModifiedBy": CALLER_ARN,
+            "lastModifiedBy": self._caller,
             "incidentRecordSource": source,
             "notificationTargets": copy.deepcopy(template.get("notificationTargets")),
             "chatChannel": copy.deepcopy(plan.get("chatChannel")),
@@ -642,7 +656,7 @@ class IncidentsEmulator:
             else:
                 record.pop("resolvedTime", None)
         record["lastModifiedTime"] = now
-        record["lastModifiedBy"] = CALLER_ARN
+        record["lastModifiedBy"] = self._caller
         self._add_event(record["arn"], "SSM Incident Record Update", {"action": "update", "changed": changed})
         return {}
 
@@ -700,6 +714,7 @@ class IncidentsEmulator:
             self.related_items[arn] = remaining
             self._add_event(arn, "SSM Related Item", {"action": "remove", "identifier": identifier})
         record["lastModifiedTime"] = self._now()
+        record["lastModifiedBy"] = self._caller
         return {}
 
     # -- timeline ------------------------------------------------------------------------------------------
@@ -707,12 +722,38 @@ class IncidentsEmulator:
     def op_list_timeline_events(self, params: dict[str, Any]) -> dict[str, Any]:
         arn = params["incidentRecordArn"]
         self._incident(arn)
-        events = sorted(
-            self.timeline.get(arn, []), key=lambda e: e["eventTime"], reverse=params.get("sortOrder") == "DESCENDING"
-        )
+        predicates = [self._event_predicate(item) for item in params.get("filters", [])]
+        # Events of the same instant keep the order they were written in (newest last, or first when descending).
+        ordered = sorted(enumerate(self.timeline.get(arn, [])), key=lambda pair: (pair[1]["eventTime"], pair[0]))
+        if params.get("sortOrder") == "DESCENDING":
+            ordered.reverse()
+        events = [event for _, event in ordered if all(matches(event) for matches in predicates)]
         page, next_token = _paginate(events, params, "ListTimelineEvents")
         summaries = [{k: copy.deepcopy(v) for k, v in e.items() if k != "eventData"} for e in page]
         return {"eventSummaries": summaries, "nextToken": next_token}
+
+    @staticmethod
+    def _event_predicate(item: dict[str, Any]):
+        """One ListTimelineEvents filter; the API reference names the keys eventTime, eventType and eventReference.
+        Filters are ANDed; the values of one filter are ORed."""
+        key, condition = item["key"], item["condition"]
+        if key == "eventTime":
+            if "before" not in condition and "after" not in condition:
+                raise validation_error("Filter 'eventTime' takes a 'before' or 'after' condition.")
+            return lambda event: (
+                ("before" not in condition or event["eventTime"] < condition["before"])
+                and ("after" not in condition or event["eventTime"] > condition["after"])
+            )
+        if key in ("eventType", "eventReference"):
+            wanted = (condition.get("equals") or {}).get("stringValues")
+            if wanted is None:
+                raise validation_error(f"Filter '{key}' takes an 'equals' condition with stringValues.")
+            if key == "eventType":
+                return lambda event: event["eventType"] in wanted
+            return lambda event: any(
+                value in wanted for reference in event.get("eventReferences", []) for value in reference.values()
+            )
+        raise validation_error(f"Unsupported filter key '{key}'; use eventTime, eventType or eventReference.")
 
     def op_get_timeline_event(self, params: dict[str, Any]) -> dict[str, Any]:
         for event in self.timeline.get(params["incidentRecordArn"], []):
@@ -723,6 +764,11 @@ class IncidentsEmulator:
     def op_create_timeline_event(self, params: dict[str, Any]) -> dict[str, Any]:
         arn = params["incidentRecordArn"]
         self._incident(arn)
+        if params["eventType"] not in CREATABLE_EVENT_TYPES:
+            raise validation_error(
+                f"Value '{params['eventType']}' at 'eventType' failed to satisfy constraint: you can create timeline "
+                f"events of type {' and '.join(CREATABLE_EVENT_TYPES)} only."
+            )
         event = {
             "eventId": str(uuid.uuid4()),
             "eventTime": params["eventTime"],

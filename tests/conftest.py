@@ -55,11 +55,18 @@ class SandboxControl:
     def clear_faults(self) -> None:
         self._call("DELETE", "/_sandbox/faults")
 
-    def calls(self, operation: str = "StartIncident") -> list[dict]:
-        return self._call("GET", f"/_sandbox/calls?operation={operation}")["calls"]
+    def calls(self, operation: str | None = "StartIncident") -> list[dict]:
+        """The calls the sandbox received for `operation` (None: every call), oldest first."""
+        query = f"?operation={operation}" if operation else ""
+        return self._call("GET", f"/_sandbox/calls{query}")["calls"]
 
     def clear_calls(self) -> None:
         self._call("DELETE", "/_sandbox/calls")
+
+    def respond(self, action: str, **body) -> dict:
+        """A responder's change in the AWS console (sandbox/README.md): timeline-event, update, related-item, resolve,
+        runbook."""
+        return self._call("POST", f"/_sandbox/responder/{action}", body)
 
 
 @pytest.fixture(scope="session")

@@ -126,6 +126,29 @@ def _start_incident_slot(**_kwargs) -> None:
     ratelimit.start_incident_slot()
 
 
+def _reader():
+    """The ssm-incidents client that reads incidents for the declaration pages: each of its HTTP attempts (botocore's
+    retries included) takes a slot of the read budget (PORTAL_AWS_READ_RATE), apart from StartIncident's."""
+    with _clients_lock:
+        if "ssm-incidents:reader" not in _clients:
+            config = Config(
+                connect_timeout=settings.AWS_CONNECT_TIMEOUT,
+                read_timeout=settings.AWS_READ_TIMEOUT,
+                retries={"mode": "standard", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
+            )
+            client = boto3.session.Session().client(
+                "ssm-incidents", config=config, region_name=settings.AWS_REGION or None
+            )
+            _observe(client)
+            client.meta.events.register("before-send.ssm-incidents", _read_slot)
+            _clients["ssm-incidents:reader"] = client
+        return _clients["ssm-incidents:reader"]
+
+
+def _read_slot(**_kwargs) -> None:
+    ratelimit.aws_read_slot()
+
+
 def _observe(client) -> None:
     """Count every call the client makes, by operation and outcome, and time it (incidents/metrics.py), through
     botocore's own events: each API call emits before-call, then after-call with AWS's answer (an error's too) or
@@ -162,6 +185,7 @@ def warm_up() -> None:
     first StartIncident of every new worker process would otherwise wait for."""
     for service in ("ssm-incidents", "s3"):
         _client(service)
+    _reader()
 
 
 def reset_clients() -> None:
@@ -209,6 +233,61 @@ def start_incident(request: dict[str, Any]) -> StartIncidentResult:
         incident_record_arn=response["incidentRecordArn"],
         request_id=response.get("ResponseMetadata", {}).get("RequestId", ""),
     )
+
+
+# Reading an incident: each call goes through _reader() and so counts against the read budget.
+_READ_ERRORS = (ClientError, BotoCoreError, ratelimit.RateLimitBusy, ratelimit.RateLimiterUnavailable)
+
+
+def get_incident_record(arn: str) -> dict[str, Any]:
+    """GetIncidentRecord's incidentRecord (timestamps as aware datetimes, as botocore parses them)."""
+    try:
+        return _reader().get_incident_record(arn=arn)["incidentRecord"]
+    except _READ_ERRORS as exc:
+        raise _translate(exc) from exc
+
+
+def list_related_items(arn: str, *, max_pages: int = 5) -> list[dict[str, Any]]:
+    """The incident's related items, every page up to `max_pages` of 100 (the portal's and everyone else's)."""
+    items: list[dict[str, Any]] = []
+    try:
+        pages = (
+            _reader()
+            .get_paginator("list_related_items")
+            .paginate(incidentRecordArn=arn, PaginationConfig={"PageSize": 100, "MaxItems": 100 * max_pages})
+        )
+        for page in pages:
+            items.extend(page.get("relatedItems", []))
+    except _READ_ERRORS as exc:
+        raise _translate(exc) from exc
+    return items
+
+
+def list_timeline_events(arn: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """The newest `limit` (at most 100) timeline events, newest first, in one call; and whether older ones exist."""
+    try:
+        response = _reader().list_timeline_events(
+            incidentRecordArn=arn, sortBy="EVENT_TIME", sortOrder="DESCENDING", maxResults=min(limit, 100)
+        )
+    except _READ_ERRORS as exc:
+        raise _translate(exc) from exc
+    return response.get("eventSummaries", []), bool(response.get("nextToken"))
+
+
+def get_timeline_event(arn: str, event_id: str) -> dict[str, Any]:
+    """One timeline event with its eventData (ListTimelineEvents leaves the data out)."""
+    try:
+        return _reader().get_timeline_event(incidentRecordArn=arn, eventId=event_id)["event"]
+    except _READ_ERRORS as exc:
+        raise _translate(exc) from exc
+
+
+def get_response_plan_engagements(arn: str) -> list[str]:
+    """Who a response plan engages (contact ARNs), read within the read budget."""
+    try:
+        return _reader().get_response_plan(arn=arn).get("engagements", [])
+    except _READ_ERRORS as exc:
+        raise _translate(exc) from exc
 
 
 def list_response_plans() -> Iterator[dict[str, Any]]:

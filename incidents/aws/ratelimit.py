@@ -116,3 +116,14 @@ def start_incident_slot() -> None:
         burst=settings.PORTAL_START_RATE_LIMIT_BURST,
         max_wait=settings.PORTAL_START_RATE_LIMIT_MAX_WAIT,
     )
+
+
+def aws_read_slot() -> None:
+    """One HTTP attempt of an incident read (GetIncidentRecord, ListRelatedItems, ListTimelineEvents, …) under the
+    portal-wide read budget: the refreshes of every open incident share it, whoever asked for them."""
+    rate_limit_wait(
+        name="aws-read",
+        per_second=settings.PORTAL_AWS_READ_RATE,
+        burst=settings.PORTAL_AWS_READ_BURST,
+        max_wait=settings.PORTAL_AWS_READ_MAX_WAIT,
+    )

@@ -1,6 +1,7 @@
 """Reads declarations: the ones a person may open, the one a worker starts and the request it sends, recent ones
 of a plan (likely the same outage), and the declare page's preview of a declaration not yet made."""
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -182,3 +183,15 @@ def declaration_preview_request(
         impact_started_at=impact_started_at,
         drill_of=(title or response_plan.template_title) if response_plan.is_drill else None,
     )
+
+
+def declaration_final_within(*, declaration_id: int, seconds: float, every: float = 0.02) -> bool:
+    """Whether the declaration is final now or becomes so within `seconds` (checked every `every` seconds): the page
+    a person lands on right after declaring waits this long, once, so that it can already say "Started"."""
+    deadline = time.monotonic() + seconds
+    final = Declaration.objects.filter(pk=declaration_id, state__in=Declaration.FINAL_STATES)
+    while not final.exists():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)
+    return True

@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import roles
@@ -19,13 +20,24 @@ from ..errors import PortalError
 from ..http import PortalRequest, client_ip, htmx_target
 from ..models import IMPACT_DESCRIPTIONS, AttachmentState, Declaration, Impact, RelatedItem
 from ..selectors.audit import declaration_audit_trail
-from ..selectors.declarations import declaration_get_for
+from ..selectors.declarations import declaration_final_within, declaration_get_for
+from ..selectors.incidents import IncidentView, incident_snapshot_of, incident_view
 from ..services import declarations as declaration_services
 from ..services.attachments import related_item_download_url
+from ..services.incident_refresh import incident_refresh_request
 from .access import declarer_required
 from .incident_actions import incident_actions_context
 
 AWS_CONSOLE_URL = "https://console.aws.amazon.com/systems-manager/incidents/home"
+# The status is asked for every FAST_POLL for the first FAST_POLL_FOR seconds of a declaration (the worker usually has
+# the incident started within a few hundred milliseconds), then every SLOW_POLL until it is final (issue 22 item 5).
+FAST_POLL, FAST_POLL_FOR, SLOW_POLL = "150ms", 3.0, "1s"
+# The page a person lands on right after declaring (the declaration younger than this, not final yet) waits up to
+# LANDING_WAIT for the worker's answer before rendering, once: "Started" is then there on arrival, usually within the
+# first ~100 ms, instead of a poll later. Bounded so that a busy worker costs a web worker at most this, once.
+LANDING_FOR, LANDING_WAIT = 1.0, 0.3
+# Until the worker's first read of a started incident (or a read the page asked for) has landed.
+INCIDENT_FIRST_READ_POLL = 2
 # The console's host in each AWS partition (the ARN's second field).
 CONSOLE_HOSTS = {
     "aws": "console.aws.amazon.com",
@@ -149,10 +161,17 @@ def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpRespo
     declaration = declaration_get_for(user=request.user, declaration_id=declaration_id)
     if declaration is None:
         raise Http404("No declaration with that number is visible to you.")
+    if _just_declared(request, declaration) and declaration_final_within(
+        declaration_id=declaration.pk, seconds=LANDING_WAIT
+    ):
+        declaration.refresh_from_db()
     related_items = list(declaration.related_items.defer("pending_content"))
     files = [item for item in related_items if item.kind == RelatedItem.Kind.FILE]
     files_pending = sum(item.attachment_state == AttachmentState.PENDING for item in files)
     audit_events = list(declaration_audit_trail(declaration=declaration))
+    keep_polling = not declaration.is_final or files_pending > 0
+    snapshot = incident_refresh_request(declaration=declaration, snapshot=incident_snapshot_of(declaration=declaration))
+    incident = incident_view(snapshot=snapshot)
     context = {
         "declaration": declaration,
         "aws_request_json": _pretty_json(declaration.aws_request),
@@ -160,7 +179,10 @@ def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpRespo
         "related_items": related_items,
         # Files reach the incident after it started when S3 was down: keep polling until each has landed.
         "files_pending": files_pending,
-        "keep_polling": not declaration.is_final or files_pending > 0,
+        "keep_polling": keep_polling,
+        "status_poll_delay": _status_poll_delay(declaration),
+        "incident": incident,
+        "incident_poll": _incident_poll(declaration, incident, status_polling=keep_polling),
         # A file's state changes only while polling; the answer that stops it carries their final states too.
         "refresh_items": bool(files),
         "audit_events": audit_events,
@@ -182,8 +204,33 @@ def declaration_detail(request: PortalRequest, declaration_id: int) -> HttpRespo
         # The live status: re-rendered without its polling trigger once the declaration is final and no file is
         # waiting; the audit trail and the related items ride along out of band.
         return render(request, "incidents/declaration_detail.html#status", {**context, "refresh_audit": True})
+    if htmx_target(request) == "incident":
+        return render(request, "incidents/declaration_incident.html", context)
     context.update(incident_actions_context(request, declaration))
     return render(request, "incidents/declaration_detail.html", context)
+
+
+def _just_declared(request: PortalRequest, declaration: Declaration) -> bool:
+    """The full page, right after declaring (its polls never wait)."""
+    age = (timezone.now() - declaration.created_at).total_seconds()
+    return not request.htmx and not declaration.is_final and age < LANDING_FOR
+
+
+def _status_poll_delay(declaration: Declaration) -> str:
+    age = (timezone.now() - declaration.created_at).total_seconds()
+    return FAST_POLL if not declaration.is_final and age < FAST_POLL_FOR else SLOW_POLL
+
+
+def _incident_poll(declaration: Declaration, incident: IncidentView | None, *, status_polling: bool) -> int | None:
+    """Seconds until the incident section asks again; None: it does not (the status's polls carry it, or the incident
+    is resolved, or there is none)."""
+    if status_polling or declaration.state != Declaration.State.STARTED:
+        return None
+    if incident is not None and incident.record is not None and not incident.is_open:
+        return None  # resolved: a responder who reopens it is seen on the next visit
+    if incident is None or incident.refresh_pending or (incident.record is None and not incident.last_read_failed):
+        return INCIDENT_FIRST_READ_POLL
+    return settings.PORTAL_INCIDENT_POLL_SECONDS
 
 
 def _console_urls(declaration: Declaration) -> dict[str, str]:
