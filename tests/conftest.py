@@ -274,10 +274,16 @@ def support_client(client, support_user):
 
 
 @pytest.fixture
-def plans(db) -> dict[str, ResponsePlan]:
-    """The sandbox's demo plans, synced the real way and shown to everyone."""
+def plans(db, ssm_incidents) -> dict[str, ResponsePlan]:
+    """The sandbox's demo plans, synced the real way and shown to everyone. Plans an earlier test created in the shared
+    sandbox are deleted first, so that every test starts from the same plans (and the same declare page)."""
+    demo_names = {plan["name"] for plan in demo.DEMO_PLANS}
+    for page in ssm_incidents.get_paginator("list_response_plans").paginate():
+        for summary in page["responsePlanSummaries"]:
+            if summary["name"] not in demo_names:
+                ssm_incidents.delete_response_plan(arn=summary["arn"])
     response_plans_sync()
-    for plan in ResponsePlan.objects.all():
+    for plan in ResponsePlan.objects.filter(deleted_in_aws=False):
         response_plan_update(plan=plan, actor=None, is_visible=True)
     return {plan.name: plan for plan in ResponsePlan.objects.all()}
 

@@ -182,7 +182,7 @@ def test_a_celery_worker_process_builds_its_aws_clients_and_rate_limiter_when_it
     limiter = redis.Redis.from_url(settings.PORTAL_RATE_LIMIT_REDIS_URL)
     limiter.script_flush()
     warmup.worker_process()
-    assert set(aws_client._clients) == {"ssm-incidents", "s3"}
+    assert set(aws_client._clients) == {"ssm-incidents", "ssm-incidents:reader", "s3"}
     assert _redis.cache_info().currsize == 1
     assert limiter.script_exists(limiter.register_script(_RESERVE).sha) == [True]
 

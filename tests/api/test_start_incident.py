@@ -252,9 +252,9 @@ def test_an_oversized_body_gets_413(api, plans, settings):
         ("get", "/api/startIncident", "POST"),
         ("put", "/api/startIncident", "POST"),
         ("post", "/api/responsePlans", "GET"),
-        ("delete", "/api/declarations/1", "PATCH, GET"),
+        ("delete", "/api/declarations/1", "GET, PATCH"),
         ("options", "/api/responsePlans", "GET"),
-        ("head", "/api/declarations/1", "PATCH, GET"),
+        ("head", "/api/declarations/1", "GET, PATCH"),
     ],
 )
 def test_wrong_methods_get_405_with_allow(api, method, path, allow):
@@ -263,7 +263,8 @@ def test_wrong_methods_get_405_with_allow(api, method, path, allow):
         assert (response.status_code, response["Content-Type"]) == (405, "application/json")
     else:
         assert_error(response, 405, "METHOD_NOT_ALLOWED")
-    assert response["Allow"] == allow
+    # The methods in any order (they follow the order in which the operations were registered).
+    assert sorted(response["Allow"].split(", ")) == allow.split(", ")
 
 
 def test_any_other_method_gets_405_in_the_envelope(api):

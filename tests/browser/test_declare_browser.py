@@ -238,7 +238,7 @@ def test_the_whole_flow_works_without_javascript(page_without_js, live_server, p
     log.write_text("ERROR payment gateway timeout\n")
     page.goto(f"{live_server.url}/declare/")
     page.fill("#plan-search-input", "pipeline")
-    page.get_by_role("button", name="Search").click()
+    page.get_by_role("button", name="Search", exact=True).click()
     expect(page.locator(".plan-option")).to_have_count(1)
     page.get_by_role("radio", name=re.compile("^Data pipeline delay")).check()
     page.fill("#id_title", "Reports are 6 hours stale")

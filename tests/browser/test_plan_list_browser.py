@@ -67,7 +67,7 @@ def test_without_javascript_the_controls_are_plain_forms(open_as, live_server, d
     assert rows(page)[:2] == [before[1], before[0]]
 
     page.fill("#plan-list-search", "payment")
-    page.get_by_role("button", name="Search").click()
+    page.get_by_role("button", name="Search", exact=True).click()
     assert rows(page) == ["Payments degraded"]
     page.get_by_role("button", name="Hide Payments degraded").click()
     expect(page.locator(".messages")).to_contain_text("“Payments degraded” is now hidden")
