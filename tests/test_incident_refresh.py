@@ -1,6 +1,7 @@
 """The incident as AWS sees it on the declaration's page: read by the worker through the sandbox, never by the page,
 refreshed while someone watches, kept when a read fails, and within the read budget however many incidents are open."""
 
+import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -214,3 +215,17 @@ def test_the_refresh_stays_within_its_aws_call_budget_with_1000_open_incidents(
     assert Declaration.objects.filter(incident_snapshot__isnull=True).count() == 1000 - len(queued)
     # The next round takes the stalest: ones never read, not those just read.
     assert not set(incidents_refresh_due()) & set(queued)
+
+
+def test_a_note_written_as_aws_stores_it_reads_as_its_words(support_client, plans, ssm_incidents):
+    # The console and the portal write a note's eventData as a JSON string; the page shows the words, line by line.
+    declaration = started_declaration(support_client, plans["payments-degraded"])
+    ssm_incidents.create_timeline_event(
+        incidentRecordArn=declaration.incident_record_arn,
+        eventTime=timezone.now(),
+        eventType="Custom Event",
+        eventData=json.dumps("Rolled back the 14:02 deploy\n— sam.support, via the incident portal"),
+    )
+    html = incident_section(page_after_a_read(support_client, declaration))
+    assert "Rolled back the 14:02 deploy<br>— sam.support, via the incident portal" in html
+    assert "&quot;Rolled back" not in html and "\\n" not in html

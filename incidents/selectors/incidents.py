@@ -138,6 +138,8 @@ def _event_text(data: str | None) -> str:
             if isinstance(parsed.get(key), str):
                 return parsed[key]
         return json.dumps(parsed, sort_keys=True, ensure_ascii=False)
+    if isinstance(parsed, str):  # a note as the console and the portal write it: a JSON string
+        return parsed
     return data
 
 
