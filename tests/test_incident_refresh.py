@@ -214,3 +214,51 @@ def test_the_refresh_stays_within_its_aws_call_budget_with_1000_open_incidents(
     assert Declaration.objects.filter(incident_snapshot__isnull=True).count() == 1000 - len(queued)
     # The next round takes the stalest: ones never read, not those just read.
     assert not set(incidents_refresh_due()) & set(queued)
+
+
+# --- What the person does from the page shows in the AWS section soon after -----------------------------------
+
+
+def test_a_note_sent_from_the_page_is_read_back_into_the_aws_section(support_client, plans, sandbox):
+    """The page's own reads wait PORTAL_INCIDENT_WATCH_REFRESH_AFTER (an hour here): the sent action asks for one."""
+    declaration = started_declaration(support_client, plans["website-outage"], title="Checkout down")
+    first = page_after_a_read(support_client, declaration)
+    assert "Rolled back the 14:02 deploy" not in incident_section(first)
+    read_before = snapshot_of(declaration).read_at
+
+    response = support_client.post(
+        reverse("incidents:declaration-note", kwargs={"declaration_id": declaration.pk}),
+        {"idempotency_key": "a" * 32, "text": "Rolled back the 14:02 deploy"},
+    )
+    assert response.status_code == 302
+    # Right after sending, the section asks again soon rather than at its slow pace.
+    assert 'hx-trigger="load delay:2s"' in incident_section(
+        support_client.get(declaration.get_absolute_url()).content.decode()
+    )
+
+    wait_for_read(declaration, after=read_before)
+    html = incident_section(support_client.get(declaration.get_absolute_url()).content.decode())
+    assert "Rolled back the 14:02 deploy" in html
+
+
+def test_resolving_from_the_page_is_read_back_and_the_page_stops_asking(support_client, plans, sandbox):
+    declaration = started_declaration(support_client, plans["website-outage"], title="Checkout down")
+    page_after_a_read(support_client, declaration)
+    read_before = snapshot_of(declaration).read_at
+
+    response = support_client.post(
+        reverse("incidents:declaration-resolve", kwargs={"declaration_id": declaration.pk}),
+        {"idempotency_key": "b" * 32, "note": "All green since 14:40."},
+    )
+    assert response.status_code == 302
+
+    snapshot = wait_for_read(declaration, after=read_before)
+    assert snapshot.record["status"] == "RESOLVED"
+    declaration.refresh_from_db()
+    # The declaration and the snapshot agree: AWS's own moment of resolving.
+    assert declaration.aws_status == "RESOLVED"
+    assert declaration.resolved_at.timestamp() == pytest.approx(snapshot.record["resolvedTime"], abs=0.001)
+    page = support_client.get(declaration.get_absolute_url()).content.decode()
+    html = incident_section(page)
+    assert "Resolved" in html and "All green since 14:40." in html
+    assert "hx-trigger" not in html
