@@ -19,6 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from .. import roles, validators
+from ..aws.requests import drill_title
 from ..errors import PortalError
 from ..models import AttachmentState, Declaration, IncidentAction, RelatedItem
 from .attachments import RelatedItemInput, attachments_dispatch, related_item_store
@@ -92,18 +93,21 @@ def incident_record_update(
     idempotency_key: str | None = None,
     ip_address: str | None = None,
 ) -> tuple[IncidentAction, bool]:
-    """Queue a change of the incident's title, impact or summary (only the ones given)."""
+    """Queue a change of the incident's title, impact or summary (only the ones given). A drill's new title goes to
+    AWS with "[DRILL] " in front, as its first one did (aws/requests.drill_title)."""
     changes: dict[str, Any] = {}
     if title is not None and title.strip():
         _checked(validators.reject_control_characters, title, field="title")
-        if len(title.strip()) > validators.TITLE_MAX_LENGTH:
+        limit, message = (
+            (validators.DRILL_TITLE_MAX_LENGTH, "drill_title_too_long")
+            if declaration.is_drill
+            else (validators.TITLE_MAX_LENGTH, "title_too_long")
+        )
+        if len(title.strip()) > limit:
             raise PortalError(
-                validators.MESSAGES["title_too_long"].format(
-                    limit=validators.TITLE_MAX_LENGTH, length=len(title.strip())
-                ),
-                field="title",
+                validators.MESSAGES[message].format(limit=limit, length=len(title.strip())), field="title"
             )
-        changes["title"] = title.strip()
+        changes["title"] = drill_title(title.strip()) if declaration.is_drill else title.strip()
     if impact is not None:
         if impact not in range(1, 6):
             raise PortalError("Choose an impact from 1 (critical) to 5 (no impact).", field="impact")
