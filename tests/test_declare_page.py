@@ -322,18 +322,26 @@ def test_the_page_carries_the_servers_rules_for_the_browser(support_client, plan
     assert "up to <strong>3</strong>" in page
 
 
+def status_section(html: str) -> str:
+    """The live status's own element, without what rides along out of band."""
+    start = html.index('id="status"')
+    return html[start : html.index("</section>", start)]
+
+
 def test_the_live_status_stops_polling_at_a_final_state(support_client, plans, support_user):
     declaration, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"])
     url = declaration.get_absolute_url()
     polling = support_client.get(url, **htmx("status")).content.decode()
     assert "<html" not in polling
-    assert 'hx-trigger="every 1s"' in polling
+    assert 'hx-trigger="load delay:150ms"' in polling  # a new declaration: asked for fast
 
     Declaration.objects.filter(pk=declaration.pk).update(
         state=Declaration.State.STARTED, incident_record_arn="arn:aws:ssm-incidents::123456789012:incident-record/x/1"
     )
     final = support_client.get(url, **htmx("status")).content.decode()
-    assert "hx-trigger" not in final
+    # The status stops asking; the incident's own section asks from now on (tests/test_status_polling.py).
+    assert "hx-trigger" not in status_section(final)
+    assert 'id="incident" hx-swap-oob="true"' in final
     assert "incident-record/x/1" in final
     # The console link leads to that incident record, in the region the portal called.
     assert (
@@ -358,14 +366,14 @@ def test_the_live_status_refreshes_file_states_and_keeps_polling_while_a_file_wa
     url = declaration.get_absolute_url()
 
     waiting = support_client.get(url, **htmx("status")).content.decode()
-    assert 'hx-trigger="every 1s"' in waiting, "a final declaration still polls while a file is pending"
+    assert 'hx-trigger="load delay:1s"' in waiting, "a final declaration still polls while a file is pending"
     assert "1 file still waiting to reach S3" in waiting
     assert 'id="attachments" hx-swap-oob="true"' in waiting
     assert "Waiting to be uploaded" in waiting
 
     declaration.related_items.update(attachment_state=AttachmentState.ATTACHED)
     landed = support_client.get(url, **htmx("status")).content.decode()
-    assert "hx-trigger" not in landed, "polling stops once no file is pending"
+    assert "hx-trigger" not in status_section(landed), "polling stops once no file is pending"
     assert "still waiting" not in landed
     # The answer that stops polling still carries the files' final states.
     assert 'id="attachments" hx-swap-oob="true"' in landed
@@ -377,7 +385,7 @@ def test_a_declaration_without_files_refreshes_no_related_items(support_client, 
         declared_by=support_user, response_plan=plans["website-outage"], related_items=[]
     )
     polling = support_client.get(declaration.get_absolute_url(), **htmx("status")).content.decode()
-    assert 'hx-trigger="every 1s"' in polling
+    assert 'hx-trigger="load delay:150ms"' in polling  # a new declaration: asked for fast
     assert 'id="attachments"' not in polling
 
 
