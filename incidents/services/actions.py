@@ -155,10 +155,24 @@ def incident_join(
     items: list[RelatedItemInput],
     idempotency_key: str,
     typed_title: str = "",
+    is_drill: bool = False,
     ip_address: str | None = None,
 ) -> list[IncidentAction]:
     """Add what a person was about to declare to the incident already declared: their note (or one saying that
-    they joined) and their related items. Nothing new is started."""
+    they joined) and their related items. Nothing new is started. Only an open incident is joined, and only a
+    drill from a drill (`is_drill`: what the person was declaring), a real incident from a real one."""
+    if declaration.is_drill != is_drill:
+        raise PortalError(
+            "That declaration is a drill and this is a real incident: declare it instead."
+            if declaration.is_drill
+            else "That declaration is a real incident and this is a drill: a drill never joins one.",
+            code="conflict",
+        )
+    if declaration.aws_status == Declaration.AwsStatus.RESOLVED:
+        raise PortalError(
+            "That incident is resolved in Incident Manager: if this is happening again, declare a new one.",
+            code="conflict",
+        )
     if not note.strip():
         note = "Was about to declare this incident again and joined it from the portal instead" + (
             f" (their title: “{typed_title.strip()}”)." if typed_title.strip() else "."

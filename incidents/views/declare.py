@@ -249,6 +249,15 @@ class RecentDeclaration:
     declaration: Declaration
     age: str
 
+    @property
+    def joinable(self) -> bool:
+        """Started and not resolved: the person may add to it instead (services/actions.incident_join; the page
+        offers only declarations of the chosen plan, so a drill's for a drill)."""
+        return (
+            self.declaration.state == Declaration.State.STARTED
+            and self.declaration.aws_status != Declaration.AwsStatus.RESOLVED
+        )
+
 
 def _age(elapsed: timedelta) -> str:
     minutes = int(elapsed.total_seconds() // 60)
@@ -264,11 +273,12 @@ def _plan_context(request: PortalRequest, plan: ResponsePlan | None) -> dict:
         return {"recent_declarations": [], "duplicate_window": settings.PORTAL_DUPLICATE_WINDOW_MINUTES}
     recent = declarations_recent_for_plan_seen_by(response_plan=plan, user=request.user)
     now = timezone.now()
+    shown = [
+        RecentDeclaration(declaration=declaration, age=_age(now - declaration.created_at))
+        for declaration in recent.openable[:DUPLICATES_SHOWN]
+    ]
     return {
-        "recent_declarations": [
-            RecentDeclaration(declaration=declaration, age=_age(now - declaration.created_at))
-            for declaration in recent.openable[:DUPLICATES_SHOWN]
-        ],
+        "recent_declarations": shown,
         "recent_not_shown": max(len(recent.openable) - DUPLICATES_SHOWN, 0),
         # The history leaves drills out unless asked: a drill plan's older declarations are all drills.
         "recent_history_url": reverse("incidents:declaration-list")
@@ -276,7 +286,7 @@ def _plan_context(request: PortalRequest, plan: ResponsePlan | None) -> dict:
         + urlencode({"plan": plan.pk, **({"drills": "only"} if plan.is_drill else {})}),
         "recent_total": recent.total,
         # Started ones can be joined instead (views/incident_actions.incident_join).
-        "recent_joinable": any(declaration.state == Declaration.State.STARTED for declaration in recent.openable),
+        "recent_joinable": any(entry.joinable for entry in shown),
         "recent_others": recent.others,
         "recent_others_started": recent.others_started,
         "recent_others_age": _age(now - recent.others_latest) if recent.others_latest else "",

@@ -17,7 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from .. import roles
 from ..errors import PortalError
-from ..forms.declare import BaseRelatedItemFormSet, RelatedItemFormSet
+from ..forms.declare import BaseRelatedItemFormSet, DeclarationForm, RelatedItemFormSet
 from ..forms.incident_actions import IncidentUpdateForm, NoteForm, RelatedItemsForm, ResolveForm
 from ..http import PortalRequest, client_ip, htmx_target
 from ..models import IMPACT_DESCRIPTIONS, Declaration, Impact, IncidentAction
@@ -171,6 +171,7 @@ def incident_join(request: PortalRequest, declaration_id: int) -> HttpResponse:
                 items=formset.to_inputs(),
                 idempotency_key=f"join:{request.user.pk}:{key[:64]}:{declaration.pk}",
                 typed_title=request.POST.get("title", ""),
+                is_drill=bool(DeclarationForm.base_fields["drill"].to_python(request.POST.get("drill"))),
                 ip_address=client_ip(request),
             )
         except PortalError as exc:
