@@ -145,3 +145,19 @@ def test_a_drill_is_not_joined_from_the_real_declare_page_nor_a_real_incident_fr
         assert response.status_code == 400
         assert "drill" in response.content.decode()
         assert not declaration.actions.exists()
+
+
+def test_files_of_attach_files_go_to_the_joined_incident_without_javascript(started, support_client, plans):
+    """Without JavaScript "Attach files" posts its files as they were chosen (several in one field), not as rows."""
+    data = declare_post(plans["website-outage"], items=[{"value": "https://status.example.com/checkout"}])
+    data["attachments"] = [upload("app.log", b"500 500\n"), upload("db.log", b"WARN slow query\n")]
+
+    response = support_client.post(join_url(started), {**data, "join_note": "Logs attached"})
+
+    assert response.status_code == 302
+    items = started.actions.get(kind="related_items")
+    assert [(item["kind"], item["title"] or item["value"]) for item in items.payload["items"]] == [
+        ("link", "https://status.example.com/checkout"),
+        ("file", "app.log"),
+        ("file", "db.log"),
+    ]

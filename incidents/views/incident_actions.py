@@ -17,7 +17,12 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from .. import roles
 from ..errors import PortalError
-from ..forms.declare import BaseRelatedItemFormSet, DeclarationForm, RelatedItemFormSet
+from ..forms.declare import (
+    BaseRelatedItemFormSet,
+    DeclarationForm,
+    RelatedItemFormSet,
+    related_items_with_attachments,
+)
 from ..forms.incident_actions import IncidentUpdateForm, NoteForm, RelatedItemsForm, ResolveForm
 from ..http import PortalRequest, client_ip, htmx_target
 from ..models import IMPACT_DESCRIPTIONS, Declaration, Impact, IncidentAction
@@ -153,7 +158,9 @@ def incident_join(request: PortalRequest, declaration_id: int) -> HttpResponse:
     """The declare page's “Add my items and note to that incident instead”: the declare form's related items and
     the join note go to the incident already declared; nothing new is started."""
     declaration = _declaration_to_act_on(request, declaration_id)
-    formset = cast(BaseRelatedItemFormSet, RelatedItemFormSet(request.POST, request.FILES, prefix="items"))
+    # "Attach files" without JavaScript posts its files in one field: each becomes a file row, as when declaring.
+    post, files = related_items_with_attachments(request.POST, request.FILES)
+    formset = cast(BaseRelatedItemFormSet, RelatedItemFormSet(post, files, prefix="items"))
     note = request.POST.get("join_note", "")
     key = request.POST.get("idempotency_key", "")
     problems: list[str] = []
