@@ -34,9 +34,7 @@ def drill_form(plan, *, title: str, started) -> dict:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("celery_worker")
-def test_a_drill_with_its_impact_start_a_link_and_attached_files_in_one_plain_post(
-    support_client, drill_plan, sandbox
-):
+def test_a_drill_with_its_impact_start_a_link_and_attached_files_in_one_plain_post(support_client, drill_plan, sandbox):
     started = (timezone.now() - timedelta(minutes=40)).replace(second=0, microsecond=0)
 
     response = support_client.post(DECLARE, drill_form(drill_plan, title="Failover rehearsal", started=started))

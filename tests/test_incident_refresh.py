@@ -262,3 +262,16 @@ def test_resolving_from_the_page_is_read_back_and_the_page_stops_asking(support_
     html = incident_section(page)
     assert "Resolved" in html and "All green since 14:40." in html
     assert "hx-trigger" not in html
+
+
+def test_a_started_incident_counts_as_open_before_its_first_read(support_client, manager_client, plans):
+    """StartIncident makes an open incident: the history's AWS status filter finds it at once, not after a read."""
+    declaration = started_declaration(support_client, plans["website-outage"], title="Checkout down")
+
+    assert snapshot_of(declaration) is None
+    assert declaration.aws_status == "OPEN"
+    listed = manager_client.get(reverse("incidents:declaration-list"), {"aws_status": "OPEN"}).content.decode()
+    assert declaration.get_absolute_url() in listed
+    # The first read finds it open too: no change to record.
+    page_after_a_read(support_client, declaration)
+    assert not AuditEvent.objects.filter(declaration=declaration, action="declaration.aws_status_changed").exists()
