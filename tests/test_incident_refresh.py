@@ -1,6 +1,7 @@
 """The incident as AWS sees it on the declaration's page: read by the worker through the sandbox, never by the page,
 refreshed while someone watches, kept when a read fails, and within the read budget however many incidents are open."""
 
+import datetime as dt
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,9 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents.models import AuditEvent, Declaration, IncidentSnapshot
-from incidents.services.incident_refresh import incidents_refresh_due
+from incidents.services.incident_refresh import incident_refresh, incidents_refresh_due
 from tests.conftest import wait_for_state
-from tests.helpers import declare_post
+from tests.helpers import declare_post, make_declaration
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 READS = ("GetIncidentRecord", "ListRelatedItems", "ListTimelineEvents", "GetTimelineEvent", "GetResponsePlan")
@@ -275,3 +276,27 @@ def test_a_started_incident_counts_as_open_before_its_first_read(support_client,
     # The first read finds it open too: no change to record.
     page_after_a_read(support_client, declaration)
     assert not AuditEvent.objects.filter(declaration=declaration, action="declaration.aws_status_changed").exists()
+
+
+def test_a_read_begun_before_the_portal_resolved_the_incident_does_not_reopen_it(support_user, plans, sandbox_server):
+    """The worker's read and the resolve action cross: the read began while AWS still said open, the action finished
+    (RESOLVED, at its own moment) before the read stored its answer. The older read must not undo the newer change."""
+    plan = plans["website-outage"]
+    arn = sandbox_server.emulator.handle("StartIncident", {"responsePlanArn": plan.arn})["incidentRecordArn"]
+    declaration = make_declaration(
+        declared_by=support_user, plan=plan, state=Declaration.State.STARTED, incident_record_arn=arn
+    )
+    # Resolved by the portal at a moment after the read below begins.
+    resolved_at = timezone.now() + dt.timedelta(seconds=30)
+    Declaration.objects.filter(pk=declaration.pk).update(aws_status="RESOLVED", resolved_at=resolved_at)
+
+    assert incident_refresh(declaration_id=declaration.pk).outcome == "read"
+
+    declaration.refresh_from_db()
+    assert (declaration.aws_status, declaration.resolved_at) == ("RESOLVED", resolved_at)
+    assert not AuditEvent.objects.filter(declaration=declaration, action="declaration.aws_status_changed").exists()
+    # A read that began after the resolving is believed, whatever it says (a responder may reopen the incident).
+    Declaration.objects.filter(pk=declaration.pk).update(resolved_at=timezone.now() - dt.timedelta(seconds=1))
+    incident_refresh(declaration_id=declaration.pk)
+    declaration.refresh_from_db()
+    assert (declaration.aws_status, declaration.resolved_at) == ("OPEN", None)

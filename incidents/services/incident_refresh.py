@@ -86,7 +86,14 @@ def incident_refresh(*, declaration_id: int) -> RefreshOutcome:
         snapshot.refresh_requested_at = None
         snapshot.save()
         current = Declaration.objects.select_for_update().only("aws_status", "resolved_at").get(pk=declaration_id)
-        if current.aws_status != status or current.resolved_at != resolved_at:
+        # Resolved from the portal (services/action_sending.py) after these reads began: they are older than that
+        # change, which asked for a read of its own; an older read does not reopen the incident.
+        resolved_since = (
+            current.aws_status == Declaration.AwsStatus.RESOLVED
+            and current.resolved_at is not None
+            and current.resolved_at > began
+        )
+        if (current.aws_status != status or current.resolved_at != resolved_at) and not resolved_since:
             # update(), not save(): only these two columns, whatever else another writer is changing.
             Declaration.objects.filter(pk=declaration_id).update(aws_status=status, resolved_at=resolved_at)
             if current.aws_status and current.aws_status != status:
