@@ -227,7 +227,7 @@ def _incident_poll(declaration: Declaration, incident: IncidentView | None, *, s
     is resolved, or there is none)."""
     if status_polling or declaration.state != Declaration.State.STARTED:
         return None
-    if incident is None or incident.refresh_pending or (incident.record is None and not incident.last_read_failed):
+    if incident is None:
         return INCIDENT_FIRST_READ_POLL
     last_attempt = max((moment for moment in (incident.read_at, incident.failed_at) if moment), default=None)
     if incident_actions_unread(declaration=declaration, since=last_attempt):
@@ -236,6 +236,8 @@ def _incident_poll(declaration: Declaration, incident: IncidentView | None, *, s
         return INCIDENT_FIRST_READ_POLL
     if incident.record is not None and not incident.is_open:
         return None  # resolved: a responder who reopens it is seen on the next visit
+    if incident.refresh_pending or (incident.record is None and not incident.last_read_failed):
+        return INCIDENT_FIRST_READ_POLL
     return settings.PORTAL_INCIDENT_POLL_SECONDS
 
 
