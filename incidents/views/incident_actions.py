@@ -25,8 +25,9 @@ from ..forms.declare import (
 )
 from ..forms.incident_actions import IncidentUpdateForm, NoteForm, RelatedItemsForm, ResolveForm
 from ..http import PortalRequest, client_ip, htmx_target
-from ..models import IMPACT_DESCRIPTIONS, Declaration, Impact, IncidentAction
+from ..models import Declaration, IncidentAction
 from ..selectors.declarations import declaration_get_for
+from ..selectors.impacts import impact_levels
 from ..selectors.incident_actions import incident_actions_of
 from ..services import actions as services
 from .access import declarer_required
@@ -68,13 +69,6 @@ def action_failure_explanation(*, code: str) -> ActionFailure:
     )
 
 
-def _impacts() -> list[dict]:
-    return [
-        {"value": impact.value, "label": impact.label, "description": IMPACT_DESCRIPTIONS[impact.value]}
-        for impact in Impact
-    ]
-
-
 def incident_actions_context(request: PortalRequest, declaration: Declaration, bound: dict | None = None) -> dict:
     """What the page's actions section shows: the actions and their states, and the forms (bound ones with errors
     when given)."""
@@ -88,7 +82,8 @@ def incident_actions_context(request: PortalRequest, declaration: Declaration, b
         "actions_pending": any(action.state == IncidentAction.State.QUEUED for action in actions),
         "may_act": roles.may_act_on(request.user, declaration),
         "action_forms": forms,
-        "action_impacts": _impacts(),
+        # The same help as the declare page's: each level's meaning and the admins' example (one query).
+        "action_impacts": impact_levels(),
     }
 
 
