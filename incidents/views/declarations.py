@@ -229,15 +229,16 @@ def _incident_poll(declaration: Declaration, incident: IncidentView | None, *, s
         return None
     if incident is None:
         return INCIDENT_FIRST_READ_POLL
+    resolved = incident.record is not None and not incident.is_open
+    if not resolved and (incident.refresh_pending or (incident.record is None and not incident.last_read_failed)):
+        return INCIDENT_FIRST_READ_POLL
     last_attempt = max((moment for moment in (incident.read_at, incident.failed_at) if moment), default=None)
     if incident_actions_unread(declaration=declaration, since=last_attempt):
         # A note, items, a change or resolving on its way (a note on a resolved incident too): the worker reads the
         # incident back once it is sent (services/action_sending.py).
         return INCIDENT_FIRST_READ_POLL
-    if incident.record is not None and not incident.is_open:
-        return None  # resolved: a responder who reopens it is seen on the next visit
-    if incident.refresh_pending or (incident.record is None and not incident.last_read_failed):
-        return INCIDENT_FIRST_READ_POLL
+    if resolved:
+        return None  # a responder who reopens it is seen on the next visit
     return settings.PORTAL_INCIDENT_POLL_SECONDS
 
 
