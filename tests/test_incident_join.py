@@ -161,3 +161,18 @@ def test_files_of_attach_files_go_to_the_joined_incident_without_javascript(star
         ("file", "app.log"),
         ("file", "db.log"),
     ]
+
+
+def test_a_drill_of_a_plan_no_longer_for_drills_is_labelled_and_not_offered_for_joining(
+    support_client, support_user, plans
+):
+    plan = plans["website-outage"]  # once a drill plan, now for real incidents
+    drill, _ = declaration_create(declared_by=support_user, response_plan=plan, title="Rehearsal")
+    Declaration.objects.filter(pk=drill.pk).update(is_drill=True)
+    pretend_started(drill)
+
+    page = support_client.get("/declare/", {"plan": plan.name}).content.decode()
+
+    entry = page[page.index('class="recent-entry"') : page.index("</li>", page.index('class="recent-entry"'))]
+    assert "Drill" in entry
+    assert join_url(drill) not in page

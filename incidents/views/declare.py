@@ -251,11 +251,12 @@ class RecentDeclaration:
 
     @property
     def joinable(self) -> bool:
-        """Started and not resolved: the person may add to it instead (services/actions.incident_join; the page
-        offers only declarations of the chosen plan, so a drill's for a drill)."""
+        """Started, not resolved, and a drill only for a drill (the page's mode is the chosen plan's, which an admin
+        may have changed since): the person may add to it instead (services/actions.incident_join)."""
         return (
             self.declaration.state == Declaration.State.STARTED
             and self.declaration.aws_status != Declaration.AwsStatus.RESOLVED
+            and self.declaration.is_drill == self.declaration.response_plan.is_drill
         )
 
 
