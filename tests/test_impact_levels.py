@@ -7,6 +7,9 @@ import pytest
 
 from incidents.models import IMPACT_EXAMPLES, AuditEvent, ImpactLevel
 from incidents.selectors.impacts import impact_levels
+from incidents.services.declarations import declaration_create
+from incidents.services.impacts import impact_examples_update
+from tests.helpers import pretend_started
 
 pytestmark = pytest.mark.django_db
 
@@ -100,3 +103,15 @@ def test_the_api_reference_lists_the_levels_with_their_examples(client, portal_a
     assert 'id="impact-levels"' in page
     assert "Nobody can place an order" in page
     assert IMPACT_EXAMPLES[4] in page
+
+
+def test_the_incidents_change_form_shows_the_admins_examples_too(support_client, support_user, plans):
+    """The same plain-language help on the declaration page's "New impact" as on the declare page."""
+    impact_examples_update(examples={2: "EU card payments fail for everyone"}, actor=None)
+    declaration, _ = declaration_create(declared_by=support_user, response_plan=plans["website-outage"], title="Down")
+    pretend_started(declaration)
+
+    page = support_client.get(declaration.get_absolute_url()).content.decode()
+
+    start = page.index('id="update-impact-2-description"')
+    assert "For example: EU card payments fail for everyone" in page[start : page.index("</label>", start)]

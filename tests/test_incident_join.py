@@ -106,3 +106,73 @@ def test_invalid_items_come_back_on_the_incidents_own_forms(started, support_cli
     assert "Only http:// and https://" in page
     assert "Logs ftp://files.example.com/x" in page and "Also broken" in page
     assert not started.actions.exists()
+
+
+def test_a_resolved_incident_is_shown_as_resolved_and_not_offered_for_joining(support_client, started, plans):
+    Declaration.objects.filter(pk=started.pk).update(aws_status=Declaration.AwsStatus.RESOLVED)
+
+    page = support_client.get("/declare/", {"plan": plans["website-outage"].name}).content.decode()
+
+    entry = page[page.index('class="recent-entry"') : page.index("</li>", page.index('class="recent-entry"'))]
+    assert "Resolved" in entry
+    assert join_url(started) not in page
+    assert 'name="join_note"' not in page
+
+
+def test_joining_a_resolved_incident_is_refused_and_nothing_is_queued(support_client, started, plans):
+    Declaration.objects.filter(pk=started.pk).update(aws_status=Declaration.AwsStatus.RESOLVED)
+    data = declare_post(plans["website-outage"], items=[{"value": "https://a.example.com"}])
+
+    response = support_client.post(join_url(started), {**data, "join_note": "Broken again"})
+
+    assert response.status_code == 400
+    assert "resolved" in response.content.decode()
+    assert not started.actions.exists()
+
+
+def test_a_drill_is_not_joined_from_the_real_declare_page_nor_a_real_incident_from_a_drill(
+    support_client, support_user, plans, started
+):
+    drill_plan = plans["internal-tooling"]
+    drill, _ = declaration_create(declared_by=support_user, response_plan=drill_plan, title="Rehearsal")
+    Declaration.objects.filter(pk=drill.pk).update(is_drill=True)
+    drill = pretend_started(drill, arn=started.incident_record_arn + "-drill")
+
+    real_form = {**declare_post(plans["website-outage"]), "join_note": "Real outage"}
+    drill_form = {**declare_post(drill_plan), "drill": "1", "join_note": "Only a drill"}
+    for declaration, data in ((drill, real_form), (started, drill_form)):
+        response = support_client.post(join_url(declaration), data)
+        assert response.status_code == 400
+        assert "drill" in response.content.decode()
+        assert not declaration.actions.exists()
+
+
+def test_files_of_attach_files_go_to_the_joined_incident_without_javascript(started, support_client, plans):
+    """Without JavaScript "Attach files" posts its files as they were chosen (several in one field), not as rows."""
+    data = declare_post(plans["website-outage"], items=[{"value": "https://status.example.com/checkout"}])
+    data["attachments"] = [upload("app.log", b"500 500\n"), upload("db.log", b"WARN slow query\n")]
+
+    response = support_client.post(join_url(started), {**data, "join_note": "Logs attached"})
+
+    assert response.status_code == 302
+    items = started.actions.get(kind="related_items")
+    assert [(item["kind"], item["title"] or item["value"]) for item in items.payload["items"]] == [
+        ("link", "https://status.example.com/checkout"),
+        ("file", "app.log"),
+        ("file", "db.log"),
+    ]
+
+
+def test_a_drill_of_a_plan_no_longer_for_drills_is_labelled_and_not_offered_for_joining(
+    support_client, support_user, plans
+):
+    plan = plans["website-outage"]  # once a drill plan, now for real incidents
+    drill, _ = declaration_create(declared_by=support_user, response_plan=plan, title="Rehearsal")
+    Declaration.objects.filter(pk=drill.pk).update(is_drill=True)
+    pretend_started(drill)
+
+    page = support_client.get("/declare/", {"plan": plan.name}).content.decode()
+
+    entry = page[page.index('class="recent-entry"') : page.index("</li>", page.index('class="recent-entry"'))]
+    assert "Drill" in entry
+    assert join_url(drill) not in page

@@ -1,6 +1,7 @@
 """The incident as AWS sees it on the declaration's page: read by the worker through the sandbox, never by the page,
 refreshed while someone watches, kept when a read fails, and within the read budget however many incidents are open."""
 
+import datetime as dt
 import json
 import re
 import time
@@ -14,9 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents.models import AuditEvent, Declaration, IncidentSnapshot
-from incidents.services.incident_refresh import incidents_refresh_due
+from incidents.services.incident_refresh import incident_refresh, incidents_refresh_due
 from tests.conftest import wait_for_state
-from tests.helpers import declare_post
+from tests.helpers import declare_post, make_declaration
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 READS = ("GetIncidentRecord", "ListRelatedItems", "ListTimelineEvents", "GetTimelineEvent", "GetResponsePlan")
@@ -229,3 +230,88 @@ def test_a_note_written_as_aws_stores_it_reads_as_its_words(support_client, plan
     html = incident_section(page_after_a_read(support_client, declaration))
     assert "Rolled back the 14:02 deploy<br>— sam.support, via the incident portal" in html
     assert "&quot;Rolled back" not in html and "\\n" not in html
+
+
+# --- What the person does from the page shows in the AWS section soon after -----------------------------------
+
+
+def test_a_note_sent_from_the_page_is_read_back_into_the_aws_section(support_client, plans, sandbox):
+    """The page's own reads wait PORTAL_INCIDENT_WATCH_REFRESH_AFTER (an hour here): the sent action asks for one."""
+    declaration = started_declaration(support_client, plans["website-outage"], title="Checkout down")
+    first = page_after_a_read(support_client, declaration)
+    assert "Rolled back the 14:02 deploy" not in incident_section(first)
+    read_before = snapshot_of(declaration).read_at
+
+    response = support_client.post(
+        reverse("incidents:declaration-note", kwargs={"declaration_id": declaration.pk}),
+        {"idempotency_key": "a" * 32, "text": "Rolled back the 14:02 deploy"},
+    )
+    assert response.status_code == 302
+    # Right after sending, the section asks again soon rather than at its slow pace.
+    assert 'hx-trigger="load delay:2s"' in incident_section(
+        support_client.get(declaration.get_absolute_url()).content.decode()
+    )
+
+    wait_for_read(declaration, after=read_before)
+    html = incident_section(support_client.get(declaration.get_absolute_url()).content.decode())
+    assert "Rolled back the 14:02 deploy" in html
+
+
+def test_resolving_from_the_page_is_read_back_and_the_page_stops_asking(support_client, plans, sandbox):
+    declaration = started_declaration(support_client, plans["website-outage"], title="Checkout down")
+    page_after_a_read(support_client, declaration)
+    read_before = snapshot_of(declaration).read_at
+
+    response = support_client.post(
+        reverse("incidents:declaration-resolve", kwargs={"declaration_id": declaration.pk}),
+        {"idempotency_key": "b" * 32, "note": "All green since 14:40."},
+    )
+    assert response.status_code == 302
+
+    snapshot = wait_for_read(declaration, after=read_before)
+    assert snapshot.record["status"] == "RESOLVED"
+    declaration.refresh_from_db()
+    # The declaration and the snapshot agree: AWS's own moment of resolving.
+    assert declaration.aws_status == "RESOLVED"
+    assert declaration.resolved_at.timestamp() == pytest.approx(snapshot.record["resolvedTime"], abs=0.001)
+    page = support_client.get(declaration.get_absolute_url()).content.decode()
+    html = incident_section(page)
+    assert "Resolved" in html and "All green since 14:40." in html
+    assert "hx-trigger" not in html
+
+
+def test_a_started_incident_counts_as_open_before_its_first_read(support_client, manager_client, plans):
+    """StartIncident makes an open incident: the history's AWS status filter finds it at once, not after a read."""
+    declaration = started_declaration(support_client, plans["website-outage"], title="Checkout down")
+
+    assert snapshot_of(declaration) is None
+    assert declaration.aws_status == "OPEN"
+    listed = manager_client.get(reverse("incidents:declaration-list"), {"aws_status": "OPEN"}).content.decode()
+    assert declaration.get_absolute_url() in listed
+    # The first read finds it open too: no change to record.
+    page_after_a_read(support_client, declaration)
+    assert not AuditEvent.objects.filter(declaration=declaration, action="declaration.aws_status_changed").exists()
+
+
+def test_a_read_begun_before_the_portal_resolved_the_incident_does_not_reopen_it(support_user, plans, sandbox_server):
+    """The worker's read and the resolve action cross: the read began while AWS still said open, the action finished
+    (RESOLVED, at its own moment) before the read stored its answer. The older read must not undo the newer change."""
+    plan = plans["website-outage"]
+    arn = sandbox_server.emulator.handle("StartIncident", {"responsePlanArn": plan.arn})["incidentRecordArn"]
+    declaration = make_declaration(
+        declared_by=support_user, plan=plan, state=Declaration.State.STARTED, incident_record_arn=arn
+    )
+    # Resolved by the portal at a moment after the read below begins.
+    resolved_at = timezone.now() + dt.timedelta(seconds=30)
+    Declaration.objects.filter(pk=declaration.pk).update(aws_status="RESOLVED", resolved_at=resolved_at)
+
+    assert incident_refresh(declaration_id=declaration.pk).outcome == "read"
+
+    declaration.refresh_from_db()
+    assert (declaration.aws_status, declaration.resolved_at) == ("RESOLVED", resolved_at)
+    assert not AuditEvent.objects.filter(declaration=declaration, action="declaration.aws_status_changed").exists()
+    # A read that began after the resolving is believed, whatever it says (a responder may reopen the incident).
+    Declaration.objects.filter(pk=declaration.pk).update(resolved_at=timezone.now() - dt.timedelta(seconds=1))
+    incident_refresh(declaration_id=declaration.pk)
+    declaration.refresh_from_db()
+    assert (declaration.aws_status, declaration.resolved_at) == ("OPEN", None)

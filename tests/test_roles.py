@@ -1,15 +1,19 @@
 """The role matrix: every page and action, for every role (and for anonymous visitors)."""
 
+import re
+
 import pytest
 from django.contrib.auth.models import Group
+from django.test import Client
 from django.urls import reverse
 
-from incidents import roles
+from incidents import roles, urls
 from incidents.models import AuditEvent, Declaration
+from incidents.services.api_tokens import api_token_create
 from incidents.services.attachments import RelatedItemInput
 from incidents.services.declarations import declaration_create
 from tests.conftest import make_user
-from tests.helpers import upload
+from tests.helpers import declare_post, pretend_started, upload
 
 ANON, NOROLE, SUPPORT, MANAGER, ADMIN = "anonymous", "no role", "support", "manager", "admin"
 EVERYONE = (ANON, NOROLE, SUPPORT, MANAGER, ADMIN)
@@ -74,6 +78,23 @@ MATRIX = [
     ("get", "/users/{user}/", expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=OK)),
     ("post", "/users/{user}/", expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=REDIRECT)),
     ("get", "/accounts/password/", expect(norole=OK, support=OK, manager=OK, admin=OK)),
+    ("get", "/tokens/", expect(norole=FORBIDDEN, support=OK, manager=OK, admin=OK)),
+    ("post", "/tokens/", expect(norole=FORBIDDEN, support=OK, manager=OK, admin=OK)),
+    ("get", "/tokens/all/", expect(norole=FORBIDDEN, support=FORBIDDEN, manager=FORBIDDEN, admin=OK)),
+    # {token}: the support user's; nobody else but an admin sees it.
+    ("post", "/tokens/{token}/revoke/", expect(norole=HIDDEN, support=REDIRECT, manager=HIDDEN, admin=REDIRECT)),
+    # Acting on a started incident ({own_started}: the support user's; {other_started}: another support user's).
+    ("get", "/declarations/{own_started}/actions/", expect(norole=FORBIDDEN, support=OK, manager=OK, admin=OK)),
+    ("get", "/declarations/{other_started}/actions/", expect(norole=FORBIDDEN, support=HIDDEN, manager=OK, admin=OK)),
+    *[
+        (
+            "post",
+            f"/declarations/{{{whose}_started}}/{action}/",
+            expect(norole=FORBIDDEN, support=REDIRECT if whose == "own" else HIDDEN, manager=REDIRECT, admin=REDIRECT),
+        )
+        for action in ("notes", "related-items", "change", "resolve", "join")
+        for whose in ("own", "other")
+    ],
 ]
 
 POST_DATA = {
@@ -83,7 +104,17 @@ POST_DATA = {
     "/plans/impact-levels/": {f"example_{level}": f"Example {level}" for level in range(1, 6)},
     "/users/new/": {"username": "new.person", "password": "a-long-enough-passphrase-42", "roles": [roles.SUPPORT]},
     "/users/{user}/": {"roles": [roles.SUPPORT, roles.MANAGER], "is_active": "on"},
+    "/tokens/": {"name": "alerting runbook", "expires_in_days": "30"},
 }
+for _whose in ("own", "other"):
+    _key = {"idempotency_key": "f" * 32}
+    POST_DATA |= {
+        f"/declarations/{{{_whose}_started}}/notes/": {**_key, "text": "Rolled back"},
+        f"/declarations/{{{_whose}_started}}/related-items/": {**_key, "links": "https://status.example.com/1"},
+        f"/declarations/{{{_whose}_started}}/change/": {**_key, "impact": "2"},
+        f"/declarations/{{{_whose}_started}}/resolve/": {**_key, "note": "All green"},
+        f"/declarations/{{{_whose}_started}}/join/": {**declare_post(key="f" * 32), "join_note": "Me too"},
+    }
 
 
 @pytest.fixture
@@ -98,6 +129,11 @@ def world(db, plans, django_user_model, support_user, other_support_user):
     )
     other, _ = declaration_create(declared_by=other_support_user, response_plan=plan, title="Theirs")
     Declaration.objects.filter(pk__in=[own.pk, other.pk]).update(state=Declaration.State.FAILED)
+    own_started = pretend_started(declaration_create(declared_by=support_user, response_plan=plan, title="Open")[0])
+    other_started = pretend_started(
+        declaration_create(declared_by=other_support_user, response_plan=plan, title="Theirs, open")[0],
+        arn="arn:aws:ssm-incidents::111122223333:incident-record/website-outage/other",
+    )
     accounts = {
         NOROLE: make_user(django_user_model, "nora.norole", role=None),
         SUPPORT: support_user,
@@ -110,6 +146,9 @@ def world(db, plans, django_user_model, support_user, other_support_user):
         "file": own.related_items.get().pk,
         "plan": plan.pk,
         "user": other_support_user.pk,
+        "token": api_token_create(owner=support_user, name="runbook")[0].pk,
+        "own_started": own_started.pk,
+        "other_started": other_started.pk,
     }
     return accounts, ids
 
@@ -137,6 +176,36 @@ def test_role_matrix(client, world, method, path, role, expected):
     if method == "post" and expected in (LOGIN, FORBIDDEN, HIDDEN):
         # A refused action leaves no trace of having happened.
         assert AuditEvent.objects.count() == events_before
+
+
+# Routes of incidents/urls.py that are not pages for a role: the JSON API (tests/api/test_auth_and_roles.py), its
+# reference, and the health and metrics endpoints (tests/test_health.py, tests/test_metrics.py).
+NOT_IN_THE_MATRIX = ("api/", "healthz", "metrics")
+
+
+def test_every_page_and_action_is_in_the_matrix():
+    """A new URL gets its row here: who may open it is decided, not left to chance."""
+    in_matrix = {re.sub(r"\{[a-z_]+\}", "<id>", path) for _method, path, _outcomes in MATRIX}
+    routes = {
+        "/" + re.sub(r"<int:[a-z_]+>", "<id>", str(pattern.pattern))
+        for pattern in urls.urlpatterns
+        if not str(pattern.pattern).lstrip("^").startswith(NOT_IN_THE_MATRIX)
+    }
+    assert routes - in_matrix == set()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", sorted({path for method, path, _outcomes in MATRIX if method == "post"}))
+def test_every_action_refuses_a_request_without_its_csrf_token(world, path):
+    accounts, ids = world
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(accounts[ADMIN])
+    events_before = AuditEvent.objects.count()
+
+    response = client.post(path.format(**ids), POST_DATA.get(path, {}))
+
+    assert response.status_code == 403
+    assert AuditEvent.objects.count() == events_before
 
 
 @pytest.mark.django_db

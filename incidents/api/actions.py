@@ -52,7 +52,10 @@ class RelatedItemsRequest(Strict):
 
 class IncidentUpdateRequest(Strict):
     title: Annotated[Text, rule(DeclarationForm.base_fields["title"].clean)] | None = Field(
-        None, description="The new title.", json_schema_extra={"maxLength": validators.TITLE_MAX_LENGTH}
+        None,
+        description="The new title. A drill's goes to AWS with “[DRILL] ” in front, as its first one did, and so "
+        f"may have at most {validators.DRILL_TITLE_MAX_LENGTH} characters.",
+        json_schema_extra={"maxLength": validators.TITLE_MAX_LENGTH},
     )
     impact: Impact | None = Field(
         None,

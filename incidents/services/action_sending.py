@@ -16,6 +16,7 @@ from ..aws import client as aws
 from ..aws.requests import incident_update_request, related_item_for_aws, timeline_note_request
 from ..models import AttachmentState, Declaration, IncidentAction, RelatedItem
 from .audit import audit_record
+from .incident_refresh import incident_refresh_after_action
 
 Kind = IncidentAction.Kind
 
@@ -137,4 +138,7 @@ def _action_finish(action: IncidentAction, *, error: aws.AwsError | None = None)
             RelatedItem.objects.filter(
                 pk__in=[item["id"] for item in action.payload["items"]], attachment_state=AttachmentState.STORED
             ).update(attachment_state=AttachmentState.ATTACHED)
+        if error is None:
+            # Read the incident back, so that the page's AWS section shows what the person just did.
+            transaction.on_commit(lambda: incident_refresh_after_action(declaration_id=action.declaration_id))
     return action

@@ -19,6 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from .. import roles, validators
+from ..aws.requests import drill_title
 from ..errors import PortalError
 from ..models import AttachmentState, Declaration, IncidentAction, RelatedItem
 from .attachments import RelatedItemInput, attachments_dispatch, related_item_store
@@ -92,18 +93,21 @@ def incident_record_update(
     idempotency_key: str | None = None,
     ip_address: str | None = None,
 ) -> tuple[IncidentAction, bool]:
-    """Queue a change of the incident's title, impact or summary (only the ones given)."""
+    """Queue a change of the incident's title, impact or summary (only the ones given). A drill's new title goes to
+    AWS with "[DRILL] " in front, as its first one did (aws/requests.drill_title)."""
     changes: dict[str, Any] = {}
     if title is not None and title.strip():
         _checked(validators.reject_control_characters, title, field="title")
-        if len(title.strip()) > validators.TITLE_MAX_LENGTH:
+        limit, message = (
+            (validators.DRILL_TITLE_MAX_LENGTH, "drill_title_too_long")
+            if declaration.is_drill
+            else (validators.TITLE_MAX_LENGTH, "title_too_long")
+        )
+        if len(title.strip()) > limit:
             raise PortalError(
-                validators.MESSAGES["title_too_long"].format(
-                    limit=validators.TITLE_MAX_LENGTH, length=len(title.strip())
-                ),
-                field="title",
+                validators.MESSAGES[message].format(limit=limit, length=len(title.strip())), field="title"
             )
-        changes["title"] = title.strip()
+        changes["title"] = drill_title(title.strip()) if declaration.is_drill else title.strip()
     if impact is not None:
         if impact not in range(1, 6):
             raise PortalError("Choose an impact from 1 (critical) to 5 (no impact).", field="impact")
@@ -151,10 +155,24 @@ def incident_join(
     items: list[RelatedItemInput],
     idempotency_key: str,
     typed_title: str = "",
+    is_drill: bool = False,
     ip_address: str | None = None,
 ) -> list[IncidentAction]:
     """Add what a person was about to declare to the incident already declared: their note (or one saying that
-    they joined) and their related items. Nothing new is started."""
+    they joined) and their related items. Nothing new is started. Only an open incident is joined, and only a
+    drill from a drill (`is_drill`: what the person was declaring), a real incident from a real one."""
+    if declaration.is_drill != is_drill:
+        raise PortalError(
+            "That declaration is a drill and this is a real incident: declare it instead."
+            if declaration.is_drill
+            else "That declaration is a real incident and this is a drill: a drill never joins one.",
+            code="conflict",
+        )
+    if declaration.aws_status == Declaration.AwsStatus.RESOLVED:
+        raise PortalError(
+            "That incident is resolved in Incident Manager: if this is happening again, declare a new one.",
+            code="conflict",
+        )
     if not note.strip():
         note = "Was about to declare this incident again and joined it from the portal instead" + (
             f" (their title: “{typed_title.strip()}”)." if typed_title.strip() else "."

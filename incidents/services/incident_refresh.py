@@ -18,7 +18,7 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -86,7 +86,14 @@ def incident_refresh(*, declaration_id: int) -> RefreshOutcome:
         snapshot.refresh_requested_at = None
         snapshot.save()
         current = Declaration.objects.select_for_update().only("aws_status", "resolved_at").get(pk=declaration_id)
-        if current.aws_status != status or current.resolved_at != resolved_at:
+        # Resolved from the portal (services/action_sending.py) after these reads began: they are older than that
+        # change, which asked for a read of its own; an older read does not reopen the incident.
+        resolved_since = (
+            current.aws_status == Declaration.AwsStatus.RESOLVED
+            and current.resolved_at is not None
+            and current.resolved_at > began
+        )
+        if (current.aws_status != status or current.resolved_at != resolved_at) and not resolved_since:
             # update(), not save(): only these two columns, whatever else another writer is changing.
             Declaration.objects.filter(pk=declaration_id).update(aws_status=status, resolved_at=resolved_at)
             if current.aws_status and current.aws_status != status:
@@ -164,6 +171,19 @@ def incident_refresh_request(*, declaration: Declaration, snapshot: IncidentSnap
     shown = snapshot or IncidentSnapshot(declaration_id=declaration.pk)
     shown.refresh_requested_at = now  # asked for now, by this view or another one a moment ago
     return shown
+
+
+def incident_refresh_after_action(*, declaration_id: int) -> None:
+    """The portal has just changed the incident (an action of services/action_sending.py was sent): read it back now,
+    however recent the last read, so that the page shows the person's note, items, change or resolving within a
+    moment (the read still goes through the read budget). Sends a task; never calls AWS; never raises."""
+    try:
+        IncidentSnapshot.objects.bulk_create([IncidentSnapshot(declaration_id=declaration_id)], ignore_conflicts=True)
+        IncidentSnapshot.objects.filter(declaration_id=declaration_id).update(refresh_requested_at=timezone.now())
+    except DatabaseError as exc:  # the action is sent either way; the page's polls or beat's round read it later
+        logger.warning("refresh of declaration %s not asked for: %s", declaration_id, type(exc).__name__)
+        return
+    _dispatch([declaration_id], spacing=0)
 
 
 def incidents_refresh_due() -> list[int]:

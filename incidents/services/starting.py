@@ -79,6 +79,8 @@ def _declaration_finish(
         changes = {
             "state": Declaration.State.STARTED,
             "incident_record_arn": result.incident_record_arn,
+            # StartIncident makes an open incident: the history's AWS status says so before the first read.
+            "aws_status": Declaration.AwsStatus.OPEN,
             "started_at": timezone.now(),
             "failure_code": "",
             "failure_reason": "",

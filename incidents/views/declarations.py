@@ -21,6 +21,7 @@ from ..http import PortalRequest, client_ip, htmx_target
 from ..models import IMPACT_DESCRIPTIONS, AttachmentState, Declaration, Impact, RelatedItem
 from ..selectors.audit import declaration_audit_trail
 from ..selectors.declarations import declaration_final_within, declaration_get_for
+from ..selectors.incident_actions import incident_actions_unread
 from ..selectors.incidents import IncidentView, incident_snapshot_of, incident_view
 from ..services import declarations as declaration_services
 from ..services.attachments import related_item_download_url
@@ -226,10 +227,18 @@ def _incident_poll(declaration: Declaration, incident: IncidentView | None, *, s
     is resolved, or there is none)."""
     if status_polling or declaration.state != Declaration.State.STARTED:
         return None
-    if incident is not None and incident.record is not None and not incident.is_open:
-        return None  # resolved: a responder who reopens it is seen on the next visit
-    if incident is None or incident.refresh_pending or (incident.record is None and not incident.last_read_failed):
+    if incident is None:
         return INCIDENT_FIRST_READ_POLL
+    resolved = incident.record is not None and not incident.is_open
+    if not resolved and (incident.refresh_pending or (incident.record is None and not incident.last_read_failed)):
+        return INCIDENT_FIRST_READ_POLL
+    last_attempt = max((moment for moment in (incident.read_at, incident.failed_at) if moment), default=None)
+    if incident_actions_unread(declaration=declaration, since=last_attempt):
+        # A note, items, a change or resolving on its way (a note on a resolved incident too): the worker reads the
+        # incident back once it is sent (services/action_sending.py).
+        return INCIDENT_FIRST_READ_POLL
+    if resolved:
+        return None  # a responder who reopens it is seen on the next visit
     return settings.PORTAL_INCIDENT_POLL_SECONDS
 
 

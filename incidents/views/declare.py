@@ -249,6 +249,16 @@ class RecentDeclaration:
     declaration: Declaration
     age: str
 
+    @property
+    def joinable(self) -> bool:
+        """Started, not resolved, and a drill only for a drill (the page's mode is the chosen plan's, which an admin
+        may have changed since): the person may add to it instead (services/actions.incident_join)."""
+        return (
+            self.declaration.state == Declaration.State.STARTED
+            and self.declaration.aws_status != Declaration.AwsStatus.RESOLVED
+            and self.declaration.is_drill == self.declaration.response_plan.is_drill
+        )
+
 
 def _age(elapsed: timedelta) -> str:
     minutes = int(elapsed.total_seconds() // 60)
@@ -264,11 +274,12 @@ def _plan_context(request: PortalRequest, plan: ResponsePlan | None) -> dict:
         return {"recent_declarations": [], "duplicate_window": settings.PORTAL_DUPLICATE_WINDOW_MINUTES}
     recent = declarations_recent_for_plan_seen_by(response_plan=plan, user=request.user)
     now = timezone.now()
+    shown = [
+        RecentDeclaration(declaration=declaration, age=_age(now - declaration.created_at))
+        for declaration in recent.openable[:DUPLICATES_SHOWN]
+    ]
     return {
-        "recent_declarations": [
-            RecentDeclaration(declaration=declaration, age=_age(now - declaration.created_at))
-            for declaration in recent.openable[:DUPLICATES_SHOWN]
-        ],
+        "recent_declarations": shown,
         "recent_not_shown": max(len(recent.openable) - DUPLICATES_SHOWN, 0),
         # The history leaves drills out unless asked: a drill plan's older declarations are all drills.
         "recent_history_url": reverse("incidents:declaration-list")
@@ -276,7 +287,7 @@ def _plan_context(request: PortalRequest, plan: ResponsePlan | None) -> dict:
         + urlencode({"plan": plan.pk, **({"drills": "only"} if plan.is_drill else {})}),
         "recent_total": recent.total,
         # Started ones can be joined instead (views/incident_actions.incident_join).
-        "recent_joinable": any(declaration.state == Declaration.State.STARTED for declaration in recent.openable),
+        "recent_joinable": any(entry.joinable for entry in shown),
         "recent_others": recent.others,
         "recent_others_started": recent.others_started,
         "recent_others_age": _age(now - recent.others_latest) if recent.others_latest else "",

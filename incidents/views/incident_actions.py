@@ -17,11 +17,17 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from .. import roles
 from ..errors import PortalError
-from ..forms.declare import BaseRelatedItemFormSet, RelatedItemFormSet
+from ..forms.declare import (
+    BaseRelatedItemFormSet,
+    DeclarationForm,
+    RelatedItemFormSet,
+    related_items_with_attachments,
+)
 from ..forms.incident_actions import IncidentUpdateForm, NoteForm, RelatedItemsForm, ResolveForm
 from ..http import PortalRequest, client_ip, htmx_target
-from ..models import IMPACT_DESCRIPTIONS, Declaration, Impact, IncidentAction
+from ..models import Declaration, IncidentAction
 from ..selectors.declarations import declaration_get_for
+from ..selectors.impacts import impact_levels
 from ..selectors.incident_actions import incident_actions_of
 from ..services import actions as services
 from .access import declarer_required
@@ -63,13 +69,6 @@ def action_failure_explanation(*, code: str) -> ActionFailure:
     )
 
 
-def _impacts() -> list[dict]:
-    return [
-        {"value": impact.value, "label": impact.label, "description": IMPACT_DESCRIPTIONS[impact.value]}
-        for impact in Impact
-    ]
-
-
 def incident_actions_context(request: PortalRequest, declaration: Declaration, bound: dict | None = None) -> dict:
     """What the page's actions section shows: the actions and their states, and the forms (bound ones with errors
     when given)."""
@@ -83,7 +82,8 @@ def incident_actions_context(request: PortalRequest, declaration: Declaration, b
         "actions_pending": any(action.state == IncidentAction.State.QUEUED for action in actions),
         "may_act": roles.may_act_on(request.user, declaration),
         "action_forms": forms,
-        "action_impacts": _impacts(),
+        # The same help as the declare page's: each level's meaning and the admins' example (one query).
+        "action_impacts": impact_levels(),
     }
 
 
@@ -153,7 +153,9 @@ def incident_join(request: PortalRequest, declaration_id: int) -> HttpResponse:
     """The declare page's “Add my items and note to that incident instead”: the declare form's related items and
     the join note go to the incident already declared; nothing new is started."""
     declaration = _declaration_to_act_on(request, declaration_id)
-    formset = cast(BaseRelatedItemFormSet, RelatedItemFormSet(request.POST, request.FILES, prefix="items"))
+    # "Attach files" without JavaScript posts its files in one field: each becomes a file row, as when declaring.
+    post, files = related_items_with_attachments(request.POST, request.FILES)
+    formset = cast(BaseRelatedItemFormSet, RelatedItemFormSet(post, files, prefix="items"))
     note = request.POST.get("join_note", "")
     key = request.POST.get("idempotency_key", "")
     problems: list[str] = []
@@ -171,6 +173,7 @@ def incident_join(request: PortalRequest, declaration_id: int) -> HttpResponse:
                 items=formset.to_inputs(),
                 idempotency_key=f"join:{request.user.pk}:{key[:64]}:{declaration.pk}",
                 typed_title=request.POST.get("title", ""),
+                is_drill=bool(DeclarationForm.base_fields["drill"].to_python(request.POST.get("drill"))),
                 ip_address=client_ip(request),
             )
         except PortalError as exc:
