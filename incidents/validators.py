@@ -327,6 +327,14 @@ REAL_PLAN_ONLY = (
 )
 
 
+def validate_title_length(value: str, *, drill: bool = False) -> None:
+    """THE length rule of an incident's title: a drill's leaves room for the prefix AWS receives in front of it."""
+    limit, message = (DRILL_TITLE_MAX_LENGTH, "drill_title_too_long") if drill else (TITLE_MAX_LENGTH, "title_too_long")
+    length = len(value.strip())
+    if length > limit:
+        raise ValidationError(MESSAGES[message].format(limit=limit, length=length))
+
+
 # The days the history and the summary can be asked about: days a declaration can have been made on, with room to
 # spare, and far enough from the calendar's ends that a day's start and end exist in every time zone.
 FILTER_DATE_EARLIEST = date(1970, 1, 1)

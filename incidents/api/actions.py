@@ -100,8 +100,17 @@ FIELDS = {"related_items": "relatedItems", "text": "text", "note": "note"}
 
 
 def _act(
-    request: PersonRequest, response: HttpResponse, *, declaration_id: int, key: str | None, call: Callable
+    request: PersonRequest,
+    response: HttpResponse,
+    *,
+    declaration_id: int,
+    client_token: str | None,
+    idempotency_key: str | None,
+    call: Callable,
 ) -> Status:
+    """One action through its service, answered as startIncident answers: the body's clientToken or the
+    Idempotency-Key header makes a repeat a replay."""
+    key = idempotency_key_for(request, body=client_token, header=idempotency_key)
     declaration = _declaration(request, declaration_id)
     try:
         action, created = call(
@@ -146,12 +155,17 @@ def note_add(
     id: int = ID,
     idempotency_key: ClientToken | None = IDEMPOTENCY_KEY,
 ) -> Status:
-    key = idempotency_key_for(request, body=payload.client_token, header=idempotency_key)
-
     def call(**common: Any) -> tuple[IncidentAction, bool]:
         return services.incident_note_add(text=payload.text, **common)
 
-    return _act(request, response, declaration_id=id, key=key, call=call)
+    return _act(
+        request,
+        response,
+        declaration_id=id,
+        client_token=payload.client_token,
+        idempotency_key=idempotency_key,
+        call=call,
+    )
 
 
 @api.post(
@@ -172,12 +186,17 @@ def related_items_add(
     id: int = ID,
     idempotency_key: ClientToken | None = IDEMPOTENCY_KEY,
 ) -> Status:
-    key = idempotency_key_for(request, body=payload.client_token, header=idempotency_key)
-
     def call(**common: Any) -> tuple[IncidentAction, bool]:
         return services.incident_items_add(items=[item.to_input() for item in payload.related_items], **common)
 
-    return _act(request, response, declaration_id=id, key=key, call=call)
+    return _act(
+        request,
+        response,
+        declaration_id=id,
+        client_token=payload.client_token,
+        idempotency_key=idempotency_key,
+        call=call,
+    )
 
 
 @api.patch(
@@ -197,14 +216,19 @@ def incident_update(
     id: int = ID,
     idempotency_key: ClientToken | None = IDEMPOTENCY_KEY,
 ) -> Status:
-    key = idempotency_key_for(request, body=payload.client_token, header=idempotency_key)
-
     def call(**common: Any) -> tuple[IncidentAction, bool]:
         return services.incident_record_update(
             title=payload.title, impact=payload.impact, summary=payload.summary, **common
         )
 
-    return _act(request, response, declaration_id=id, key=key, call=call)
+    return _act(
+        request,
+        response,
+        declaration_id=id,
+        client_token=payload.client_token,
+        idempotency_key=idempotency_key,
+        call=call,
+    )
 
 
 @api.post(
@@ -225,12 +249,17 @@ def incident_resolve(
     id: int = ID,
     idempotency_key: ClientToken | None = IDEMPOTENCY_KEY,
 ) -> Status:
-    key = idempotency_key_for(request, body=payload.client_token, header=idempotency_key)
-
     def call(**common: Any) -> tuple[IncidentAction, bool]:
         return services.incident_resolve(note=payload.note, **common)
 
-    return _act(request, response, declaration_id=id, key=key, call=call)
+    return _act(
+        request,
+        response,
+        declaration_id=id,
+        client_token=payload.client_token,
+        idempotency_key=idempotency_key,
+        call=call,
+    )
 
 
 @api.get(

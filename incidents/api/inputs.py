@@ -326,9 +326,11 @@ class StartIncidentRequest(Strict):
             messages[("impactStartedAt",)] = validators.IMPACT_START_AND_TRIGGER
         if self.response_plan.is_drill != bool(self.drill):
             messages[("responsePlanArn",)] = validators.DRILL_PLAN_ONLY if self.drill else validators.REAL_PLAN_ONLY
-        if self.drill and len(self.title or "") > validators.DRILL_TITLE_MAX_LENGTH:
-            message = validators.MESSAGES["drill_title_too_long"]
-            messages[("title",)] = message.format(limit=validators.DRILL_TITLE_MAX_LENGTH, length=len(self.title or ""))
+        if self.drill:
+            try:
+                validators.validate_title_length(self.title or "", drill=True)
+            except DjangoValidationError as exc:
+                messages[("title",)] = " ".join(exc.messages)
         if messages:
             raise errors_at(messages)
         return self

@@ -115,10 +115,11 @@ class DeclarationForm(forms.Form):
             if cleaned.get("impact") == plan.template_impact:
                 cleaned["impact"] = None
         # The person's own title only: a plan's that leaves no room is shortened when sent (aws/requests.py).
-        if drill and len(cleaned.get("title") or "") > validators.DRILL_TITLE_MAX_LENGTH:
-            length = len(cleaned["title"])
-            message = validators.MESSAGES["drill_title_too_long"]
-            self.add_error("title", message.format(limit=validators.DRILL_TITLE_MAX_LENGTH, length=length))
+        if drill:
+            try:
+                validators.validate_title_length(cleaned.get("title") or "", drill=True)
+            except ValidationError as exc:
+                self.add_error("title", exc)
         return cleaned
 
     def clean_idempotency_key(self) -> str:

@@ -5,6 +5,7 @@ Each action is stored first (the row is the source of truth, as for declarations
 workers by task name after the commit; `services.action_sending` is the worker's side.
 """
 
+import functools
 import hashlib
 import json
 import logging
@@ -98,15 +99,7 @@ def incident_record_update(
     changes: dict[str, Any] = {}
     if title is not None and title.strip():
         _checked(validators.reject_control_characters, title, field="title")
-        limit, message = (
-            (validators.DRILL_TITLE_MAX_LENGTH, "drill_title_too_long")
-            if declaration.is_drill
-            else (validators.TITLE_MAX_LENGTH, "title_too_long")
-        )
-        if len(title.strip()) > limit:
-            raise PortalError(
-                validators.MESSAGES[message].format(limit=limit, length=len(title.strip())), field="title"
-            )
+        _checked(functools.partial(validators.validate_title_length, drill=declaration.is_drill), title, field="title")
         changes["title"] = drill_title(title.strip()) if declaration.is_drill else title.strip()
     if impact is not None:
         if impact not in range(1, 6):

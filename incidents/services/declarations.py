@@ -159,11 +159,9 @@ def declaration_validate(
         )
     try:
         validators.reject_control_characters(title)
+        validators.validate_title_length(title)
     except ValidationError as exc:
         raise PortalError(" ".join(exc.messages), field="title") from None
-    if len(title.strip()) > validators.TITLE_MAX_LENGTH:
-        message = validators.MESSAGES["title_too_long"]
-        raise PortalError(message.format(limit=validators.TITLE_MAX_LENGTH, length=len(title.strip())), field="title")
     if impact is not None and (isinstance(impact, bool) or impact not in range(1, 6)):
         raise PortalError("Choose an impact from 1 (critical) to 5 (no impact).", field="impact")
     if len(related_items) > validators.RELATED_ITEMS_MAX:
@@ -208,11 +206,11 @@ def declaration_validate_timing(
             code="plan_unavailable",
             field="response_plan",
         )
-    if is_drill and len(title.strip()) > validators.DRILL_TITLE_MAX_LENGTH:
-        message = validators.MESSAGES["drill_title_too_long"]
-        raise PortalError(
-            message.format(limit=validators.DRILL_TITLE_MAX_LENGTH, length=len(title.strip())), field="title"
-        )
+    if is_drill:
+        try:
+            validators.validate_title_length(title, drill=True)
+        except ValidationError as exc:
+            raise PortalError(" ".join(exc.messages), field="title") from None
     return impact_started_at
 
 
